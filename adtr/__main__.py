@@ -1,0 +1,5 @@
+import sys
+
+from adtr.cli import main
+
+sys.exit(main())

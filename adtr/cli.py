@@ -1,0 +1,124 @@
+"""The ``adtr`` command: ``synth``, ``fit``, ``evaluate`` (and ``python -m adtr``).
+
+Problems with the input end in one line, ``error: ...``, and exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from adtr import profiles
+from adtr.errors import AdtrError
+
+
+def _stages(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"stages must be comma-separated integers such as 1,2,3,4, got {text!r}"
+        ) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adtr", description="ADTR: anomaly detection by transformer feature reconstruction."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write the offline MVTec-layout data set")
+    synth.add_argument("--out", required=True, type=Path, help="folder to write it to")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--profile", default="cpu", choices=profiles.profile_names(),
+                       help="which profile's data set sizes to use (default: cpu)")
+    synth.add_argument("--categories", nargs="+", help="texture categories (default: all)")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    fit = commands.add_parser("fit", help="train on train/good, evaluate on test")
+    fit.add_argument("--data-root", type=Path, help="MVTec-layout folder (default: profile's)")
+    fit.add_argument("--category", required=True)
+    fit.add_argument("--profile", default="cpu", help=f"one of {profiles.profile_names()}")
+    fit.add_argument("--backbone", help="timm model name, e.g. efficientnet_b4")
+    fit.add_argument("--weights", help="'imagenet' (default), 'random' or a state-dict file")
+    fit.add_argument("--stages", type=_stages, help="backbone stages, e.g. 1,2,3,4")
+    fit.add_argument("--variant", help=f"one of {list(profiles.VARIANTS)}")
+    fit.add_argument("--epochs", type=int)
+    fit.add_argument("--batch-size", type=int)
+    fit.add_argument("--lr", type=float)
+    fit.add_argument("--image-size", type=int)
+    fit.add_argument("--seed", type=int)
+    fit.add_argument("--device", help="auto, cpu or cuda[:N]")
+    fit.add_argument("--out", type=Path, help="output folder (default: runs/<profile>/<category>)")
+    fit.add_argument("--cache-dir", type=Path, help="feature cache (default: ~/.cache/adtr)")
+    fit.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on a test split")
+    evaluate.add_argument("--checkpoint", required=True, type=Path)
+    evaluate.add_argument("--data-root", required=True, type=Path)
+    evaluate.add_argument("--category", required=True)
+    evaluate.add_argument("--out", type=Path, help="output folder (default: the checkpoint's)")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--cache-dir", type=Path)
+    evaluate.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from adtr import synth
+
+    sizes = profiles.SYNTH_SIZES[args.profile]
+    summary = synth.generate(args.out, seed=args.seed, categories=args.categories,
+                             progress=not args.quiet, **sizes)
+    print(f"wrote {args.out} ({', '.join(summary['categories'])})")
+
+
+def _print_metrics(result: dict, out: Path) -> None:
+    numbers = {k: round(result[k], 4) for k in ("image_auroc", "pixel_auroc", "aupro")}
+    print(json.dumps({"category": result["category"], **numbers,
+                      "wall_time_s": result["record"]["wall_time_s"]}))
+    print(f"wrote {out / 'metrics.json'}")
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from adtr import train
+
+    config = profiles.resolve(
+        args.profile, data_root=None if args.data_root is None else str(args.data_root),
+        backbone=args.backbone, weights=args.weights, stages=args.stages, variant=args.variant,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, image_size=args.image_size,
+        seed=args.seed, device=args.device,
+    )
+    out = args.out or Path("runs") / config.profile / args.category
+    result = train.fit(config, args.category, out, args.cache_dir, progress=not args.quiet)
+    _print_metrics(result, out)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from adtr import train
+
+    result = train.evaluate(args.checkpoint, args.data_root, args.category, args.out,
+                            args.cache_dir, args.device, progress=not args.quiet)
+    _print_metrics(result, args.out or args.checkpoint.parent)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"synth": _synth, "fit": _fit, "evaluate": _evaluate}
+    try:
+        handlers[args.command](args)
+    except AdtrError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

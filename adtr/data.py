@@ -1,0 +1,193 @@
+"""MVTec-AD-layout data: listing, validation and loading of images and masks.
+
+The layout (MVTec-AD's, also written by ``adtr.synth``)::
+
+    <root>/<category>/train/good/*.png
+    <root>/<category>/test/good/*.png
+    <root>/<category>/test/<defect>/*.png
+    <root>/<category>/ground_truth/<defect>/<stem>_mask.png
+
+Nothing is ever downloaded. Every problem is reported as a ``DataError`` naming the
+file or folder and what was expected; nothing is silently skipped, because a skipped
+test image changes the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from adtr.errors import DataError
+
+MVTEC_CATEGORIES = (
+    "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
+    "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper",
+)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+EXPECTED_TREE = (
+    "expected <root>/<category>/train/good/*.png, <root>/<category>/test/<defect>/*.png and "
+    "<root>/<category>/ground_truth/<defect>/<name>_mask.png (the MVTec-AD layout; "
+    "`adtr synth --out DIR` writes an offline data set in it)"
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a split: its path, label (1 = anomalous), defect kind and mask path."""
+
+    image: Path
+    label: int
+    defect: str
+    mask: Path | None
+
+
+def category_dir(root: str | Path, category: str) -> Path:
+    """The category folder, or a DataError that says what exists and what was expected."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist; {EXPECTED_TREE}")
+    folder = root / category
+    if not folder.is_dir():
+        available = available_categories(root)
+        hint = f"categories found there: {available}" if available else "it has no categories"
+        raise DataError(f"category {category!r} not found in {root} ({hint}); {EXPECTED_TREE}")
+    return folder
+
+
+def available_categories(root: str | Path) -> list[str]:
+    """Sub-folders of ``root`` that have a ``train/good`` folder."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "train" / "good").is_dir())
+
+
+def dataset_name(root: str | Path) -> tuple[str, bool]:
+    """(name, synthetic?) of a data root: ``adtr synth`` leaves a ``synth.json`` behind."""
+    root = Path(root)
+    if (root / "synth.json").is_file():
+        return "adtr-synthetic (scikit-image textures, generated defects)", True
+    return root.name, False
+
+
+def _images_in(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if others:
+        raise DataError(
+            f"{folder} holds files that are not images: {others[:5]}; expected only "
+            f"{', '.join(IMAGE_SUFFIXES)} files"
+        )
+    return files
+
+
+def list_samples(root: str | Path, category: str, split: str) -> list[Sample]:
+    """All samples of ``split`` ("train" or "test"), with masks for anomalous test images."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    folder = category_dir(root, category)
+    split_dir = folder / split
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir} does not exist; {EXPECTED_TREE}")
+    if split == "train":
+        good = split_dir / "good"
+        if not good.is_dir() or not _images_in(good):
+            raise DataError(f"{good} has no images; training needs normal images there")
+        return [Sample(p, 0, "good", None) for p in _images_in(good)]
+    samples = []
+    for defect_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        for image in _images_in(defect_dir):
+            if defect_dir.name == "good":
+                samples.append(Sample(image, 0, "good", None))
+                continue
+            mask = folder / "ground_truth" / defect_dir.name / f"{image.stem}_mask.png"
+            if not mask.is_file():
+                raise DataError(f"anomalous test image {image} has no mask; expected {mask}")
+            samples.append(Sample(image, 1, defect_dir.name, mask))
+    if not samples:
+        raise DataError(f"{split_dir} has no images; {EXPECTED_TREE}")
+    if not any(s.label for s in samples) or all(s.label for s in samples):
+        raise DataError(
+            f"{split_dir} must hold both normal (test/good) and anomalous images to be "
+            "evaluated; found only one kind"
+        )
+    return samples
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+    return image
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit single-channel images scaled to 8 bit by their own dynamic range."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        return Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    return image
+
+
+def load_image(path: Path, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """RGB float32 array (3, size, size), ImageNet-normalised, and the original (W, H)."""
+    image = _open(path)
+    original = image.size
+    rgb = _to_8bit(image).convert("RGB").resize((size, size), Image.BILINEAR)
+    array = np.asarray(rgb, dtype=np.float32) / 255.0
+    array = (array - IMAGENET_MEAN) / IMAGENET_STD
+    return array.transpose(2, 0, 1).copy(), original
+
+
+def load_mask(path: Path, size: int, image_size: tuple[int, int], image_path: Path) -> np.ndarray:
+    """Boolean (size, size) mask, binarised at > 0, resized with nearest neighbour."""
+    mask = _open(path)
+    if mask.size != image_size:
+        raise DataError(
+            f"mask {path} is {mask.size[0]}x{mask.size[1]} but its image {image_path} is "
+            f"{image_size[0]}x{image_size[1]}; a mask must have its image's size"
+        )
+    binary = np.asarray(_to_8bit(mask).convert("L")) > 0
+    resized = Image.fromarray(binary.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)
+    return np.asarray(resized) > 0
+
+
+def load_masks(samples: list[Sample], size: int) -> np.ndarray:
+    """Boolean masks (N, size, size) at the input size; all-False for normal images."""
+    masks = np.zeros((len(samples), size, size), dtype=bool)
+    for i, sample in enumerate(samples):
+        if sample.mask is not None:
+            with _open(sample.image) as image:
+                original = image.size
+            masks[i] = load_mask(sample.mask, size, original, sample.image)
+    return masks
+
+
+def describe_root(root: str | Path, category: str) -> dict:
+    """What a run record says about its data: path, name, synthetic or real, counts."""
+    name, synthetic = dataset_name(root)
+    train = list_samples(root, category, "train")
+    test = list_samples(root, category, "test")
+    info = {
+        "path": str(Path(root).resolve()),
+        "name": name,
+        "synthetic": synthetic,
+        "category": category,
+        "n_train": len(train),
+        "n_test_good": sum(1 for s in test if s.label == 0),
+        "n_test_anomalous": sum(1 for s in test if s.label == 1),
+        "defects": sorted({s.defect for s in test if s.label == 1}),
+    }
+    if synthetic:
+        info["generator"] = json.loads((Path(root) / "synth.json").read_text())
+    return info

@@ -1,0 +1,130 @@
+"""Backbone features, computed once per image and reused across epochs and variants.
+
+The backbone is frozen and there is no augmentation, so an image's features never change
+during training: computing them once makes an epoch cost only the reconstruction model.
+Features are kept in memory for the process and on disk under a cache folder, keyed by
+everything that changes them (backbone, weights, stages, image size, grid, the image
+files themselves, timm's version). A cache file is checked against a SHA-256 written
+beside it; a damaged or foreign file is reported with its path and rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from adtr.data import Sample, load_image
+from adtr.experiments import atomic_path
+
+_MEMORY: dict[str, Tensor] = {}
+
+
+def default_cache_dir() -> Path:
+    """``$ADTR_CACHE_DIR``, else ``~/.cache/adtr``."""
+    return Path(os.environ.get("ADTR_CACHE_DIR", Path.home() / ".cache" / "adtr"))
+
+
+def cache_key(extractor_id: dict, samples: Sequence[Sample]) -> str:
+    """A hash of the extractor's description and of each image file (path, size, mtime)."""
+    files = []
+    for sample in samples:
+        stat = sample.image.stat()
+        files.append([str(sample.image.resolve()), stat.st_size, stat.st_mtime_ns])
+    payload = json.dumps({"extractor": extractor_id, "files": files, "timm": timm.__version__},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def extractor_id(extractor: nn.Module, backbone: str, stages: Sequence[int], image_size: int,
+                 feature_stride: int) -> dict:
+    """What identifies a feature map: everything that would change its values."""
+    return {
+        "backbone": backbone,
+        "weights": extractor.weights_source,
+        "stages": list(stages),
+        "image_size": image_size,
+        "feature_stride": feature_stride,
+    }
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_cache(path: Path) -> Tensor | None:
+    """The cached tensor, or None (with a message) when the file is missing or damaged."""
+    checksum = path.with_name(path.name + ".sha256")
+    if not path.is_file():
+        return None
+    try:
+        if not checksum.is_file() or checksum.read_text().strip() != _file_digest(path):
+            raise ValueError("checksum mismatch")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        print(f"feature cache {path} is damaged ({error}); rebuilding it", file=sys.stderr)
+        return None
+
+
+def _write_cache(path: Path, features: Tensor) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(features, tmp)
+    with atomic_path(path.with_name(path.name + ".sha256")) as tmp:
+        tmp.write_text(_file_digest(path))
+
+
+@torch.inference_mode()
+def extract(
+    extractor: nn.Module, samples: Sequence[Sample], image_size: int, device: torch.device,
+    batch_size: int = 16, progress: bool = True, desc: str = "features",
+) -> Tensor:
+    """Run the frozen extractor over ``samples``: a float32 (N, C, H, W) tensor on the CPU."""
+    extractor = extractor.to(device)
+    out = []
+    for start in tqdm(range(0, len(samples), batch_size), desc=desc, disable=not progress,
+                      leave=False):
+        batch = samples[start:start + batch_size]
+        images = torch.from_numpy(np.stack([load_image(s.image, image_size)[0] for s in batch]))
+        images = images.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            features = extractor(images)
+        out.append(features.float().cpu())
+    return torch.cat(out)
+
+
+def cached_features(
+    extractor: nn.Module, ident: dict, samples: Sequence[Sample], image_size: int,
+    device: torch.device, cache_dir: Path | None, progress: bool = True, desc: str = "features",
+) -> Tensor:
+    """``extract`` with the memory and disk caches in front of it."""
+    key = cache_key(ident, samples)
+    if key in _MEMORY:
+        return _MEMORY[key]
+    path = None if cache_dir is None else Path(cache_dir) / "features" / f"{key}.pt"
+    features = _read_cache(path) if path is not None else None
+    if features is None:
+        features = extract(extractor, samples, image_size, device, progress=progress, desc=desc)
+        if path is not None:
+            _write_cache(path, features)
+    _MEMORY[key] = features
+    return features
+
+
+
+def clear_memory_cache() -> None:
+    """Forget the features held in memory (the disk cache stays)."""
+    _MEMORY.clear()

@@ -1,0 +1,177 @@
+"""Named profiles: every schedule and model size lives here and nowhere else.
+
+A profile is a complete set of run parameters. ``resolve(profile, **overrides)`` returns
+the profile's values with any explicit option on top; the result is what a run record
+stores, so a number can always be traced back to the settings that produced it.
+
+- ``smoke``: seconds per run, for tests and CI.
+- ``cpu``: the offline book on a 2-core laptop: generated data, a pretrained backbone
+  shipped in a pip package, small images, a short schedule.
+- ``paper``: the paper's setting on MVTec-AD with a GPU (EfficientNet-B4, 224 px, stages
+  1-4, 272 channels on a 14x14 grid, AdamW 1e-4, 500 epochs with the learning rate cut
+  10x at epoch 400, batch 16, gradient-norm clip 0.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from adtr.errors import ConfigError
+
+#: Reconstruction variants of the paper's Table 4 (a) and (b); all are switches of one model.
+VARIANTS = ("adtr", "cnn", "no_attention", "no_query", "pixels")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every parameter of one training run; see the module docstring for the profiles."""
+
+    profile: str
+    data_root: str
+    backbone: str = "efficientnet_b4"
+    weights: str = "imagenet"  # "imagenet" (pretrained, resolved offline), "random", or a file
+    stages: tuple[int, ...] = (1, 2, 3, 4)  # timm feature stages, 0 = the stride-2 stem stage
+    image_size: int = 224
+    feature_stride: int = 16  # every stage is resized to image_size / feature_stride
+    standardize: bool = False  # per-channel standardisation with training statistics
+    variant: str = "adtr"
+    hidden_dim: int = 256
+    num_encoder_layers: int = 4
+    num_decoder_layers: int = 4
+    num_heads: int = 8
+    feedforward_dim: int = 1024
+    dropout: float = 0.1
+    epochs: int = 500
+    lr_step_epoch: int = 400  # lr x 0.1 from this epoch on
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 0.1
+    score_pool: int = 16  # average-pool kernel (in input pixels at 224 px) for the image score
+    smoothing_sigma: float = 0.0  # Gaussian smoothing of the anomaly map in pixels, 0 = off
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 10  # epochs between resumable checkpoints
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stages"] = list(self.stages)
+        return data
+
+
+_PAPER = dict(
+    data_root="data/mvtec_ad",
+    backbone="efficientnet_b4",
+    stages=(1, 2, 3, 4),
+    image_size=224,
+    epochs=500,
+    lr_step_epoch=400,
+    batch_size=16,
+)
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": _PAPER,
+    "cpu": dict(
+        data_root="data/synthetic",
+        backbone="efficientnet_lite0",
+        stages=(1, 2, 3, 4),
+        image_size=224,
+        standardize=True,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        feedforward_dim=512,
+        epochs=60,
+        lr_step_epoch=50,
+        batch_size=8,
+        lr=5e-4,
+        checkpoint_every=10,
+    ),
+    "smoke": dict(
+        data_root="data/synthetic",
+        backbone="efficientnet_lite0",
+        stages=(1, 2, 3, 4),
+        image_size=64,
+        standardize=True,
+        hidden_dim=32,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        feedforward_dim=64,
+        epochs=2,
+        lr_step_epoch=2,
+        batch_size=4,
+        lr=1e-3,
+        checkpoint_every=1,
+    ),
+}
+
+#: Sizes of the generated offline data set for each profile (``adtr synth --profile``).
+SYNTH_SIZES: dict[str, dict[str, int]] = {
+    "paper": dict(n_train=200, n_test_good=40, n_test_per_defect=12, image_size=256),
+    "cpu": dict(n_train=60, n_test_good=15, n_test_per_defect=6, image_size=256),
+    "smoke": dict(n_train=4, n_test_good=2, n_test_per_defect=1, image_size=64),
+}
+
+
+def profile_names() -> list[str]:
+    return list(PROFILES)
+
+
+def resolve(profile: str, **overrides: Any) -> RunConfig:
+    """The profile's values with every non-``None`` override on top.
+
+    Raises ConfigError for an unknown profile, an unknown option or a value that can
+    never work (epochs <= 0, an unknown variant, ...). Checks that need the backbone
+    (stage indices, image size vs stride) happen when the backbone is built.
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {profile_names()}")
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown}; known options: {sorted(known)}")
+    values = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}}
+    if "stages" in values:
+        values["stages"] = tuple(int(s) for s in values["stages"])
+    config = RunConfig(profile=profile, **values)
+    _check(config)
+    return config
+
+
+def with_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
+    """A copy of ``config`` with some values changed, checked like ``resolve``."""
+    new = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    _check(new)
+    return new
+
+
+def _check(config: RunConfig) -> None:
+    positive = ("epochs", "batch_size", "image_size", "hidden_dim", "num_heads", "feedforward_dim",
+                "feature_stride", "checkpoint_every", "score_pool")
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {getattr(config, name)}")
+    if config.variant not in VARIANTS:
+        raise ConfigError(f"unknown variant {config.variant!r}; choose one of {list(VARIANTS)}")
+    if config.hidden_dim % config.num_heads:
+        raise ConfigError(
+            f"hidden_dim ({config.hidden_dim}) must be divisible by num_heads ({config.num_heads})"
+        )
+    if config.hidden_dim % 2:
+        raise ConfigError(
+            f"hidden_dim must be even (row + column embeddings), got {config.hidden_dim}"
+        )
+    if not config.stages:
+        raise ConfigError("stages must name at least one backbone stage, e.g. 1,2,3,4")
+    if config.image_size % config.feature_stride:
+        raise ConfigError(
+            f"image_size ({config.image_size}) must be a multiple of feature_stride "
+            f"({config.feature_stride}), e.g. {config.feature_stride * 14}"
+        )
+    if not 0 <= config.dropout < 1:
+        raise ConfigError(f"dropout must be in [0, 1), got {config.dropout}")
+    if config.lr <= 0:
+        raise ConfigError(f"lr must be positive, got {config.lr}")
+    if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}")

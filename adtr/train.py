@@ -1,0 +1,307 @@
+"""Fit and evaluate one category: features -> reconstruction model -> maps -> metrics.
+
+``fit`` trains on the normal training images only (features from the cache), saves a
+resumable checkpoint every few epochs, evaluates on the test split and writes
+``metrics.json`` with the run record. Run again with the same arguments, it resumes
+from the last checkpoint (or only re-evaluates a finished run); with other arguments it
+starts over. ``evaluate`` scores a finished checkpoint on a (possibly other) data root.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from adtr import data, metrics
+from adtr.backbones import build_extractor
+from adtr.errors import AdtrError
+from adtr.experiments import atomic_path, environment, run_record, write_json
+from adtr.features import cached_features, default_cache_dir, extractor_id
+from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
+from adtr.profiles import RunConfig
+
+#: Config fields that do not change what is trained, so a checkpoint made with other
+#: values of them can still be resumed.
+_RESUMABLE_FIELDS = ("device", "checkpoint_every", "profile", "data_root", "smoothing_sigma",
+                     "score_pool")
+
+
+class TrainingError(AdtrError):
+    """Training cannot go on (e.g. a non-finite loss)."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AdtrError(f"device {name!r} asked for, but CUDA is not available here; use cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class CategoryData:
+    """Everything a category's run needs, with features already extracted."""
+
+    train_features: Tensor
+    test_features: Tensor
+    test_samples: list[data.Sample]
+    labels: np.ndarray
+    masks: np.ndarray
+    info: dict[str, Any]
+    weights_source: str
+
+
+def load_category(config: RunConfig, category: str, device: torch.device,
+                  cache_dir: Path | None = None, progress: bool = True) -> CategoryData:
+    """Validate the data, build the frozen extractor and get (cached) features."""
+    info = data.describe_root(config.data_root, category)
+    train = data.list_samples(config.data_root, category, "train")
+    test = data.list_samples(config.data_root, category, "test")
+    extractor = build_extractor(config.backbone, config.stages, config.image_size,
+                                config.feature_stride, config.weights)
+    ident = extractor_id(extractor, config.backbone, config.stages, config.image_size,
+                         config.feature_stride)
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
+    features = [
+        cached_features(extractor, ident, samples, config.image_size, device, cache_dir,
+                        progress, desc=f"{category} {split} features")
+        for split, samples in (("train", train), ("test", test))
+    ]
+    return CategoryData(
+        train_features=features[0], test_features=features[1], test_samples=test,
+        labels=np.array([s.label for s in test]), masks=data.load_masks(test, config.image_size),
+        info=info, weights_source=extractor.weights_source,
+    )
+
+
+class Standardizer(torch.nn.Module):
+    """Per-channel standardisation with training-set statistics (identity when off)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
+        self.register_buffer("std", torch.ones(1, channels, 1, 1))
+
+    def fit(self, features: Tensor) -> Standardizer:
+        self.mean.copy_(features.mean(dim=(0, 2, 3), keepdim=True))
+        self.std.copy_(features.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6))
+        return self
+
+    def forward(self, features: Tensor) -> Tensor:
+        return (features - self.mean) / self.std
+
+
+def build_model(config: RunConfig, channels: int) -> tuple[ADTR, Standardizer]:
+    grid = config.image_size // config.feature_stride
+    return ADTR(channels, grid, config), Standardizer(channels)
+
+
+def _comparable(config: RunConfig) -> dict[str, Any]:
+    values = config.to_dict()
+    for name in _RESUMABLE_FIELDS:
+        values.pop(name)
+    return values
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        print(f"checkpoint {path} is damaged ({error}); training from scratch", file=sys.stderr)
+        return None
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
+          device: torch.device, progress: bool = True) -> tuple[ADTR, Standardizer, dict]:
+    """Train (or resume training) on normal features; returns the model and its history."""
+    checkpoint_path = out_dir / "checkpoint.pt"
+    seed_everything(config.seed)
+    model, standardizer = build_model(config, features.shape[1])
+    if config.standardize:
+        standardizer.fit(features)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay, betas=(0.9, 0.999))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epoch,
+                                                gamma=0.1)
+    history: dict[str, list] = {"epoch_loss": []}
+    start_epoch = 0
+    state = _load_checkpoint(checkpoint_path)
+    if state is not None:
+        same = state["config"] == _comparable(config) and state["category"] == category
+        if same:
+            model.load_state_dict(state["model"])
+            standardizer.load_state_dict(state["standardizer"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            history, start_epoch = state["history"], state["epoch"]
+            if start_epoch < config.epochs:
+                print(f"resuming {checkpoint_path} from epoch {start_epoch}", file=sys.stderr)
+        else:
+            print(f"checkpoint {checkpoint_path} was made with other parameters; "
+                  "training from scratch", file=sys.stderr)
+    model.to(device)
+    standardizer.to(device)
+    inputs = standardizer(features.to(device))
+    count = len(inputs)
+    use_amp = device.type == "cuda"
+    bar = tqdm(range(start_epoch, config.epochs), desc=f"{category} train", disable=not progress,
+               initial=start_epoch, total=config.epochs)
+    for epoch in bar:
+        model.train()
+        # The order depends only on (seed, epoch), so a resumed run sees the same batches.
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(config.seed + epoch))
+        losses = []
+        for step, start in enumerate(range(0, count, config.batch_size)):
+            batch = inputs[order[start:start + config.batch_size].to(device)]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = reconstruction_loss(batch, model(batch).float())
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last "
+                    f"good checkpoint is kept at {checkpoint_path} (try a lower --lr)"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            losses.append(loss.item())
+        scheduler.step()
+        history["epoch_loss"].append(float(np.mean(losses)))
+        bar.set_postfix(loss=f"{history['epoch_loss'][-1]:.4f}")
+        done = epoch + 1
+        if done % config.checkpoint_every == 0 or done == config.epochs:
+            _save_checkpoint(checkpoint_path, {
+                "config": _comparable(config), "full_config": config.to_dict(),
+                "category": category, "epoch": done, "channels": features.shape[1],
+                "model": model.state_dict(), "standardizer": standardizer.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "history": history,
+            })
+    return model, standardizer, history
+
+
+@torch.inference_mode()
+def differences(model: ADTR, standardizer: Standardizer, features: Tensor,
+                device: torch.device, batch_size: int = 32) -> Tensor:
+    """Difference vectors d = f - f_hat (in the standardised space), (N, C, H, W) on the CPU."""
+    model.eval().to(device)
+    standardizer.to(device)
+    out = []
+    for start in range(0, len(features), batch_size):
+        batch = standardizer(features[start:start + batch_size].to(device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            reconstruction = model(batch).float()
+        out.append((batch - reconstruction).cpu())
+    return torch.cat(out)
+
+
+def predict(model: ADTR, standardizer: Standardizer, features: Tensor, config: RunConfig,
+            device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel anomaly maps (N, size, size) and image scores (N,) for a feature tensor."""
+    diff = differences(model, standardizer, features, device)
+    maps = anomaly_map(diff, torch.zeros_like(diff))
+    pool = max(1, round(config.score_pool * config.image_size / 224))
+    pixel_maps, scores = upsample_and_score(maps, config.image_size, pool, config.smoothing_sigma)
+    return pixel_maps.numpy().astype(np.float32), scores.numpy()
+
+
+def score(labels: np.ndarray, masks: np.ndarray, maps: np.ndarray,
+          scores: np.ndarray) -> dict[str, float]:
+    """The three metrics of a category's test set."""
+    return {
+        "image_auroc": metrics.image_auroc(labels, scores),
+        "pixel_auroc": metrics.pixel_auroc(masks, maps),
+        "aupro": metrics.aupro(masks, maps),
+    }
+
+
+def fit(config: RunConfig, category: str, out_dir: str | Path, cache_dir: Path | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    """Train on ``train/good``, evaluate on ``test``, write ``OUT/metrics.json``; return it."""
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    device = pick_device(config.device)
+    category_data = load_category(config, category, device, cache_dir, progress)
+    model, standardizer, history = train(config, category, category_data.train_features,
+                                         out_dir, device, progress)
+    result = _evaluate(model, standardizer, config, category, category_data, device)
+    result["record"]["epochs_trained"] = len(history["epoch_loss"])
+    result["record"]["loss_history"] = history["epoch_loss"]
+    result["record"]["wall_time_s"] = round(time.perf_counter() - started, 2)
+    result["record"]["checkpoint"] = str(out_dir / "checkpoint.pt")
+    write_json(out_dir / "metrics.json", result)
+    return result
+
+
+def _evaluate(model: ADTR, standardizer: Standardizer, config: RunConfig, category: str,
+              category_data: CategoryData, device: torch.device) -> dict[str, Any]:
+    maps, scores = predict(model, standardizer, category_data.test_features, config, device)
+    values = score(category_data.labels, category_data.masks, maps, scores)
+    record = run_record(
+        experiment="fit", variant=config.variant, category=category, metrics=values,
+        config=config.to_dict(), data=category_data.info,
+        backbone={"name": config.backbone, "weights": category_data.weights_source,
+                  "stages": list(config.stages),
+                  "channels": int(category_data.train_features.shape[1])},
+        seed=config.seed, environment=environment(str(device)),
+    )
+    return {**values, "category": category, "record": record}
+
+
+def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
+             out_dir: str | Path | None = None, cache_dir: Path | None = None,
+             device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Score a checkpoint written by ``fit`` on ``data_root/category``'s test split."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise AdtrError(f"checkpoint {checkpoint} does not exist; `adtr fit` writes one")
+    state = _load_checkpoint(checkpoint)
+    if state is None or "full_config" not in state:
+        raise AdtrError(f"{checkpoint} is not a readable adtr checkpoint")
+    started = time.perf_counter()
+    values = {**state["full_config"], "data_root": str(data_root), "device": device}
+    values["stages"] = tuple(values["stages"])
+    config = RunConfig(**values)
+    torch_device = pick_device(device)
+    category_data = load_category(config, category, torch_device, cache_dir, progress)
+    model, standardizer = build_model(config, state["channels"])
+    model.load_state_dict(state["model"])
+    standardizer.load_state_dict(state["standardizer"])
+    result = _evaluate(model, standardizer, config, category, category_data, torch_device)
+    result["record"].update(experiment="evaluate", checkpoint=str(checkpoint),
+                            trained_on=state["category"], epochs_trained=state["epoch"],
+                            wall_time_s=round(time.perf_counter() - started, 2))
+    out_dir = checkpoint.parent if out_dir is None else Path(out_dir)
+    write_json(out_dir / "metrics.json", result)
+    return result
+
+
+def mean_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean of each metric over categories (NaN-free: every metric is defined or raised)."""
+    names = ("image_auroc", "pixel_auroc", "aupro")
+    return {name: float(np.mean([r[name] for r in results])) for name in names
+            if all(math.isfinite(r[name]) for r in results)}

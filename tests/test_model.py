@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adtr import profiles
+from adtr.model import ADTR, anomaly_map, gaussian_blur, upsample_and_score
+
+
+def _config(variant: str) -> profiles.RunConfig:
+    return profiles.resolve("smoke", variant=variant, image_size=64)
+
+
+@pytest.mark.parametrize("variant", profiles.VARIANTS)
+def test_every_variant_reconstructs_the_input_shape(variant) -> None:
+    model = ADTR(40, 4, _config(variant))
+    features = torch.randn(3, 40, 4, 4)
+    assert model(features).shape == features.shape
+
+
+def test_variants_are_switches_of_one_model() -> None:
+    def kinds(variant: str) -> set[type]:
+        return {type(m) for m in ADTR(40, 4, _config(variant)).modules()}
+
+    adtr = ADTR(40, 4, _config("adtr"))
+    assert adtr.body.query.shape == (16, 32)  # one learnable vector per position
+    assert ADTR(40, 4, _config("no_query")).body.query is None
+    assert nn.MultiheadAttention not in kinds("no_attention")
+    assert nn.Conv2d in kinds("cnn") and nn.MultiheadAttention not in kinds("cnn")
+
+
+def _decoder_input(model: ADTR, features: torch.Tensor) -> torch.Tensor:
+    seen = []
+    hook = model.body.decoder[0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    model(features)
+    hook.remove()
+    return seen[0]
+
+
+def test_decoder_reads_the_learnable_query_not_the_image() -> None:
+    a, b = torch.randn(1, 8, 4, 4), torch.randn(1, 8, 4, 4)
+    model = ADTR(8, 4, profiles.resolve("smoke")).eval()
+    tgt_a, tgt_b = _decoder_input(model, a), _decoder_input(model, b)
+    torch.testing.assert_close(tgt_a[0], model.body.query)  # the same for every image
+    torch.testing.assert_close(tgt_a, tgt_b)
+    model = ADTR(8, 4, profiles.resolve("smoke", variant="no_query")).eval()
+    expected = model.input_proj(a.flatten(2).transpose(1, 2))
+    torch.testing.assert_close(_decoder_input(model, a), expected)
+
+
+def test_anomaly_map_is_the_l2_norm_of_the_difference() -> None:
+    f = torch.tensor([[[[3.0]], [[0.0]]]])  # (1, 2, 1, 1)
+    f_hat = torch.tensor([[[[0.0]], [[4.0]]]])
+    assert anomaly_map(f, f_hat).item() == pytest.approx(5.0)
+
+
+def test_image_score_is_the_max_of_the_average_pooled_map() -> None:
+    maps = torch.zeros(1, 4, 4)
+    maps[0, 1, 2] = 8.0
+    pixel_maps, scores = upsample_and_score(maps, 64, pool=16)
+    assert pixel_maps.shape == (1, 64, 64)
+    upsampled = F.interpolate(maps[:, None], size=(64, 64), mode="bilinear", align_corners=False)
+    brute = max(upsampled[0, 0, i:i + 16, j:j + 16].mean().item()
+                for i in range(49) for j in range(49))
+    assert scores.item() == pytest.approx(brute, rel=1e-5)
+    assert scores.item() < 8.0  # pooling spreads the peak
+
+
+def test_gaussian_blur_keeps_mass_and_constants() -> None:
+    x = torch.zeros(1, 1, 33, 33)
+    x[0, 0, 16, 16] = 1.0
+    blurred = gaussian_blur(x, 2.0)
+    assert blurred.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert blurred[0, 0, 16, 16] < 0.05
+    flat = gaussian_blur(torch.full((1, 1, 20, 20), 3.0), 1.5)
+    np.testing.assert_allclose(flat.numpy(), 3.0, rtol=1e-5)
