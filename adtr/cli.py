@@ -64,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--cache-dir", type=Path)
     evaluate.add_argument("--quiet", action="store_true")
+    batch = commands.add_parser("reproduce", help="run the experiment notebooks with papermill")
+    batch.add_argument("--profile", default="cpu", help=f"one of {profiles.profile_names()}")
+    batch.add_argument("--only", nargs="+", help="notebook names or numbers, e.g. 01 02")
+    batch.add_argument("--force", action="store_true", help="rerun up-to-date notebooks too")
+    batch.add_argument("--jobs", type=int, default=1, help="notebooks run side by side")
+    batch.add_argument("--data-root", help="data folder (default: the profile's)")
+    batch.add_argument("--categories", nargs="+")
+    batch.add_argument("--seeds", nargs="+", type=int)
+    batch.add_argument("--backbone")
+    batch.add_argument("--epochs", type=int)
+    batch.add_argument("--image-size", type=int)
+    batch.add_argument("--device")
+    batch.add_argument("--results-dir", default="results")
     return parser
 
 
@@ -105,11 +118,28 @@ def _evaluate(args: argparse.Namespace) -> None:
     _print_metrics(result, args.out or args.checkpoint.parent)
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from adtr.reproduce import reproduce
+
+    parameters = {"data_root": args.data_root, "categories": args.categories,
+                  "seeds": args.seeds, "backbone": args.backbone, "epochs": args.epochs,
+                  "image_size": args.image_size, "device": args.device,
+                  "results_dir": args.results_dir}
+    outcomes = reproduce(args.profile, args.only, args.force, args.jobs, parameters)
+    failed = [o for o in outcomes if o.status == "failed"]
+    ran = sum(o.seconds for o in outcomes)
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} notebooks up to date "
+          f"({ran:.0f} s of notebook time)")
+    for outcome in failed:
+        print(f"FAILED {outcome.name}: {outcome.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"synth": _synth, "fit": _fit, "evaluate": _evaluate}
+    handlers = {"synth": _synth, "fit": _fit, "evaluate": _evaluate, "reproduce": _reproduce}
     try:
-        handlers[args.command](args)
+        code = handlers[args.command](args)
     except AdtrError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -117,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; rerun the same command to resume from the last checkpoint",
               file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -1,104 +1,310 @@
-"""Result files and run records: the one writer of everything under ``results/``.
+"""What the experiment notebooks call: set-up from parameters, grids of runs, result tables.
 
-Every file is written atomically (a temporary file in the same folder, then a rename),
-so a run killed at any moment leaves either the old file or the new one, never half of
-one. Every result carries a run record: what was run, on which data, with which
-backbone and weights, for how long, on which machine and software.
+A notebook resolves its parameters with ``setup`` (profile values, overridden by any
+parameter given), runs a grid of (variant, category, seed) with ``run_grid`` and writes
+its tables and figures under ``results/<profile>/<experiment>/`` with ``save_table`` and
+``save_figure``. Identical runs are shared between notebooks: a run's folder is keyed by
+a hash of its resolved parameters, and a finished run is read back instead of retrained.
 """
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
+import hashlib
 import json
-import math
-import os
-import platform
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from adtr import data, profiles, synth, train
+from adtr.errors import ConfigError, DataError
+from adtr.records import atomic_path, environment, run_record, write_csv, write_json
+
+#: Seeds each profile runs for the experiments (the paper reports single runs).
+EXPERIMENT_SEEDS = {"smoke": [0], "cpu": [0, 1, 2], "paper": [0]}
+METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def project_root() -> Path:
+    """The folder holding ``pyproject.toml`` above the working directory (else the cwd)."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "adtr").is_dir():
+            return folder
+    return here
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _absolute(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else project_root() / path
 
 
-def write_json(path: str | Path, data: dict) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
+@dataclass
+class Setup:
+    """A notebook's resolved parameters."""
+
+    base: profiles.RunConfig
+    categories: list[str]
+    seeds: list[int]
+    results_dir: Path
+    runs_dir: Path
+    data_info: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> str:
+        return self.base.profile
+
+    def describe(self) -> dict[str, Any]:
+        return {"profile": self.profile, "config": self.base.to_dict(),
+                "categories": self.categories, "seeds": self.seeds, "data": self.data_info}
+
+
+def setup(profile: str = "cpu", data_root: str | None = None,
+          categories: list[str] | None = None, backbone: str | None = None,
+          epochs: int | None = None, image_size: int | None = None,
+          seeds: list[int] | None = None, device: str | None = None,
+          results_dir: str = "results", runs_dir: str = "runs", **overrides: Any) -> Setup:
+    """Resolve a notebook's parameters; generate the offline data set if it is missing.
+
+    ``None`` means "the profile's value". Only the offline profiles generate data: the
+    ``paper`` profile expects MVTec-AD at ``data_root`` and says so if it is not there.
+    """
+    base = profiles.resolve(profile, data_root=data_root, backbone=backbone, epochs=epochs,
+                            image_size=image_size, device=device, **overrides)
+    root = _absolute(base.data_root)
+    base = profiles.with_overrides(base, data_root=str(root))
+    if not root.exists() and profile != "paper" and data_root is None:
+        synth.generate(root, seed=0, **profiles.SYNTH_SIZES[profile])
+    available = data.available_categories(root)
+    chosen = list(categories) if categories else available
+    if not chosen:
+        raise DataError(f"no categories found in {root}; {data.EXPECTED_TREE}")
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        raise DataError(f"categories {unknown} not found in {root}; available: {available}")
+    seeds = list(seeds) if seeds else EXPERIMENT_SEEDS[profile]
+    if any(not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError(f"seeds must be non-negative integers, got {seeds}")
+    info = {c: data.describe_root(root, c) for c in chosen}
+    return Setup(base, chosen, seeds, _absolute(results_dir), _absolute(runs_dir), info)
+
+
+#: The modules whose code decides a run's numbers: a change to them invalidates old runs.
+_RESULT_MODULES = ("backbones", "data", "features", "model", "train", "metrics")
+
+
+def _code_version() -> str:
+    digest = hashlib.sha256()
+    for module in _RESULT_MODULES:
+        digest.update((Path(__file__).parent / f"{module}.py").read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _run_key(config: profiles.RunConfig, category: str) -> str:
+    values = config.to_dict()
+    for name in ("device", "checkpoint_every"):
+        values.pop(name)
+    payload = json.dumps({"config": values, "category": category, "code": _code_version()},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def run_dir(config: profiles.RunConfig, category: str, runs_dir: Path) -> Path:
+    return runs_dir / config.profile / category / f"{config.variant}-{_run_key(config, category)}"
+
+
+def run_one(setup: Setup, category: str, seed: int, progress: bool = False,
+            **overrides: Any) -> dict[str, Any]:
+    """One fit with the set-up's parameters and ``overrides``; reused when already done."""
+    config = profiles.with_overrides(setup.base, seed=seed, **overrides)
+    out = run_dir(config, category, setup.runs_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:  # notebooks running side by side share runs
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        metrics_file = out / "metrics.json"
+        if metrics_file.is_file():
+            result = json.loads(metrics_file.read_text())
+            if result["record"]["config"] == config.to_dict():
+                return result
+        return train.fit(config, category, out, progress=progress)
+
+
+def run_grid(setup: Setup, variants: dict[str, dict[str, Any]],
+             progress: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+    """Every (variant, category, seed): a table of metrics and the runs' records."""
+    jobs = [(name, category, seed) for name in variants for category in setup.categories
+            for seed in setup.seeds]
+    rows, records = [], []
+    for name, category, seed in tqdm(jobs, desc="runs", disable=not progress):
+        result = run_one(setup, category, seed, **variants[name])
+        record = result["record"]
+        rows.append({"variant": name, "category": category, "seed": seed,
+                     **{m: result[m] for m in METRICS},
+                     "backbone": record["backbone"]["name"],
+                     "epochs": record["config"]["epochs"],
+                     "wall_time_s": record["wall_time_s"]})
+        records.append(record)
+    return pd.DataFrame(rows), records
+
+
+def summarize(runs: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
+    """Per ``by``: the mean over categories for each seed, then mean and std over seeds."""
+    per_seed = runs.groupby([by, "seed"], sort=False)[list(METRICS)].mean()
+    grouped = per_seed.groupby(level=0, sort=False)
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
+    summary["seeds"] = grouped.size()
+    return summary.reset_index()
+
+
+def per_category(runs: pd.DataFrame, metric: str, by: str = "variant") -> pd.DataFrame:
+    """A category x ``by`` table of ``metric`` (mean over seeds), with a mean row."""
+    table = runs.pivot_table(index="category", columns=by, values=metric, aggfunc="mean",
+                             sort=False)
+    table.loc["mean"] = table.mean()
+    return table
+
+
+def experiment_dir(setup: Setup, experiment: str) -> Path:
+    return setup.results_dir / setup.profile / experiment
+
+
+def save_table(setup: Setup, experiment: str, runs: pd.DataFrame, summary: pd.DataFrame,
+               records: list[dict], paper: dict[str, Any] | None = None,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write ``runs.csv``, ``summary.csv`` and ``results.json`` (with the run record)."""
+    folder = experiment_dir(setup, experiment)
+    write_csv(folder / "runs.csv", runs)
+    write_csv(folder / "summary.csv", summary)
+    record = run_record(
+        experiment=experiment, **setup.describe(),
+        environment=environment(records[0]["environment"]["device"] if records else "cpu"),
+        wall_time_s=float(runs["wall_time_s"].sum()) if len(runs) else 0.0,
+        runs=records,
+    )
+    write_json(folder / "results.json", {
+        "experiment": experiment, "summary": summary.to_dict(orient="records"),
+        "runs": runs.to_dict(orient="records"), "paper": paper or {}, **(extra or {}),
+        "record": record,
+    })
+    return folder
+
+
+def save_figure(figure: Any, setup: Setup, experiment: str, name: str) -> Path:
+    """Save a matplotlib figure as PNG under the experiment's folder, atomically."""
+    path = experiment_dir(setup, experiment) / f"{name}.png"
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
-    return Path(path)
+        figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    return path
 
 
-def write_csv(path: str | Path, frame: Any) -> Path:
-    """Write a pandas DataFrame as CSV, atomically."""
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-    return Path(path)
+def load_results(results_dir: str | Path, profile: str, experiment: str) -> dict[str, Any]:
+    """Read ``results.json`` of an experiment (what the book pages call)."""
+    path = _absolute(results_dir) / profile / experiment / "results.json"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; run the {experiment} notebook first")
+    return json.loads(path.read_text())
 
 
-def git_commit() -> str:
-    """The commit of the source tree (with ``+dirty`` for uncommitted changes), or 'unknown'."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
-                                capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "adtr"], cwd=root,
-                               text=True, capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
+def mean_std(values: list[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=float)
+    return float(array.mean()), float(array.std())
 
 
-def environment(device: str) -> dict[str, Any]:
-    """Software and hardware that produced a result."""
-    import timm
-    import torch
+def trained_run(setup: Setup, category: str, seed: int, **overrides: Any):
+    """The finished run of (category, seed, overrides), loaded back with its features."""
+    from adtr.analysis import load_trained
 
-    info = {
-        "device": device,
-        "device_name": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "platform": platform.platform(),
-        "git_commit": git_commit(),
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["device_name"] = torch.cuda.get_device_name(torch.device(device))
-    return info
+    run_one(setup, category, seed, **overrides)
+    config = profiles.with_overrides(setup.base, seed=seed, **overrides)
+    return load_trained(run_dir(config, category, setup.runs_dir), category)
 
 
-def run_record(**parts: Any) -> dict[str, Any]:
-    """A run record: the given parts plus the time it was written."""
-    return {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **parts}
+def gallery_figure(setup: Setup, category: str, seed: int, n_anomalous: int = 5,
+                   **overrides: Any):
+    """Test images of one category with ground truth and predicted maps (one good image)."""
+    from adtr import viz
+    from adtr.analysis import display_image
+
+    trained = trained_run(setup, category, seed, **overrides)
+    samples = trained.data.test_samples
+    good = [i for i, s in enumerate(samples) if s.label == 0][:1]
+    anomalous = [i for i, s in enumerate(samples) if s.label == 1]
+    by_defect: dict[str, int] = {}
+    for i in anomalous:  # one image per defect kind first, then the rest
+        by_defect.setdefault(samples[i].defect, i)
+    rest = [i for i in anomalous if i not in by_defect.values()]
+    chosen = good + (list(by_defect.values()) + rest)[:n_anomalous]
+    maps, scores = train.predict(trained.model, trained.standardizer,
+                                 trained.data.test_features[chosen], trained.config,
+                                 trained.device)
+    images = [display_image(samples[i].image, trained.config.image_size) for i in chosen]
+    titles = [f"{samples[i].defect}/{samples[i].image.stem}" for i in chosen]
+    return viz.gallery(images, trained.data.masks[chosen], maps, scores, titles)
+
+
+def comparison_table(summary: pd.DataFrame, paper_values: dict[str, float],
+                     labels: dict[str, str]) -> pd.DataFrame:
+    """Paper's pixel AUROC beside ours (mean ± std over seeds), in %, one row per variant."""
+    rows = []
+    for _, row in summary.iterrows():
+        rows.append({
+            "variant": labels.get(row["variant"], row["variant"]),
+            "paper pixel AUROC (MVTec-AD)": paper_values.get(row["variant"], np.nan),
+            "ours pixel AUROC": 100 * row["pixel_auroc_mean"],
+            "± std": 100 * row["pixel_auroc_std"],
+            "ours image AUROC": 100 * row["image_auroc_mean"],
+            "ours AUPRO": 100 * row["aupro_mean"],
+            "seeds": int(row["seeds"]),
+        })
+    return pd.DataFrame(rows).round(2)
+
+
+def per_category_metrics(runs: pd.DataFrame) -> pd.DataFrame:
+    """Category x metric (mean over seeds, in %), with a mean row."""
+    table = 100 * runs.groupby("category", sort=False)[list(METRICS)].mean()
+    table.loc["mean"] = table.mean()
+    return table.round(2)
+
+
+PAPER_BACKBONES = ("resnet18", "resnet34", "efficientnet_b0", "efficientnet_b4")
+PACKAGED_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+def available_backbone_variants(setup: Setup) -> dict[str, dict[str, Any]]:
+    """The Table 4c backbones whose ImageNet weights can be had here; the rest are skipped.
+
+    Never runs a backbone on random weights in place of pretrained ones.
+    """
+    from adtr.backbones import resolve_weights
+    from adtr.errors import WeightsError
+
+    variants = {}
+    for name in PAPER_BACKBONES + PACKAGED_BACKBONES:
+        try:
+            resolve_weights(name, setup.base.weights)
+        except WeightsError:
+            print(f"skipped {name}: no ImageNet weights available offline")
+            continue
+        variants[name] = {"backbone": name}
+    return variants
+
+
+def scale_variants(setup: Setup) -> dict[str, dict[str, Any]]:
+    """Table 4d: the deepest selected stage alone vs all selected stages."""
+    return {"last_layer": {"stages": (max(setup.base.stages),)}, "multi_scale": {}}
+
+
+def save_separation(setup: Setup, separation: pd.DataFrame) -> Path:
+    """Write the Fig. 5 separation numbers with the run record."""
+    folder = experiment_dir(setup, "tsne")
+    write_csv(folder / "separation.csv", separation)
+    write_json(folder / "results.json", {
+        "experiment": "tsne", "separation": separation.to_dict(orient="records"),
+        "record": run_record(experiment="tsne", **setup.describe(),
+                             environment=environment(str(train.pick_device(setup.base.device)))),
+    })
+    return folder

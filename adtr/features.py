@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from adtr.data import Sample, load_image
-from adtr.experiments import atomic_path
+from adtr.records import atomic_path
 
 _MEMORY: dict[str, Tensor] = {}
 

@@ -88,10 +88,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         checkpoint_every=10,
     ),
     "smoke": dict(
-        data_root="data/synthetic",
+        data_root="data/synthetic-smoke",
         backbone="efficientnet_lite0",
         stages=(1, 2, 3, 4),
-        image_size=64,
+        image_size=128,
         standardize=True,
         hidden_dim=32,
         num_encoder_layers=1,
@@ -110,7 +110,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 SYNTH_SIZES: dict[str, dict[str, int]] = {
     "paper": dict(n_train=200, n_test_good=40, n_test_per_defect=12, image_size=256),
     "cpu": dict(n_train=60, n_test_good=15, n_test_per_defect=6, image_size=256),
-    "smoke": dict(n_train=4, n_test_good=2, n_test_per_defect=1, image_size=64),
+    "smoke": dict(n_train=4, n_test_good=3, n_test_per_defect=3, image_size=128),
 }
 
 
@@ -141,7 +141,10 @@ def resolve(profile: str, **overrides: Any) -> RunConfig:
 
 def with_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
     """A copy of ``config`` with some values changed, checked like ``resolve``."""
-    new = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if "stages" in values:
+        values["stages"] = tuple(int(s) for s in values["stages"])
+    new = replace(config, **values)
     _check(new)
     return new
 

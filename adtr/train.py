@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 from adtr import data, metrics
 from adtr.backbones import build_extractor
 from adtr.errors import AdtrError
-from adtr.experiments import atomic_path, environment, run_record, write_json
 from adtr.features import cached_features, default_cache_dir, extractor_id
 from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
 from adtr.profiles import RunConfig
+from adtr.records import atomic_path, environment, run_record, write_json
 
 #: Config fields that do not change what is trained, so a checkpoint made with other
 #: values of them can still be resumed.

@@ -1,0 +1,147 @@
+"""Run the experiment notebooks as a papermill batch: ``adtr reproduce --profile cpu``.
+
+Each notebook runs in its own papermill process; the executed copy goes to
+``results/<profile>/executed/<name>.ipynb`` with a stamp beside it (parameters, the
+notebook's hash, the package's hash). A notebook whose stamp matches is skipped unless
+``force``; a failing notebook does not stop the others, and the summary names the cell
+and error of each failure. With ``jobs > 1`` notebooks run side by side, one GPU each
+where several exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adtr.errors import ConfigError
+from adtr.experiments import project_root
+from adtr.records import write_json
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # "ok", "skipped" or "failed"
+    seconds: float = 0.0
+    error: str = ""
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"
+
+
+def available_notebooks() -> list[str]:
+    return sorted(p.stem for p in notebooks_dir().glob("[0-9]*.ipynb"))
+
+
+def select(only: list[str] | None) -> list[str]:
+    """Notebook names for ``--only`` (a name or its number prefix, e.g. ``02``)."""
+    names = available_notebooks()
+    if not only:
+        return names
+    chosen = []
+    for wanted in only:
+        hits = [n for n in names if n == wanted or n.split("_")[0] == wanted
+                or n.split("_", 1)[-1] == wanted]
+        if not hits:
+            raise ConfigError(f"no notebook {wanted!r}; choose from {names}")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
+
+
+def _digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _stamp(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    package = sorted((project_root() / "adtr").glob("*.py"))
+    return {"notebook": name, "parameters": parameters,
+            "notebook_sha256": _digest([notebooks_dir() / f"{name}.ipynb"]),
+            "package_sha256": _digest(package)}
+
+
+def _first_error(executed: Path) -> str:
+    """'cell N: Name: message' of the first cell whose output is an error."""
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return "no executed notebook was written"
+    code_cells = [c for c in cells if c["cell_type"] == "code"]
+    for number, cell in enumerate(code_cells, start=1):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"code cell {number}: {output['ename']}: {output['evalue']}"
+    return "the kernel died or papermill failed before any cell raised"
+
+
+def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, force: bool,
+                 gpu: int | None) -> Outcome:
+    executed = out_dir / f"{name}.ipynb"
+    stamp_path = out_dir / f"{name}.json"
+    stamp = _stamp(name, parameters)
+    if not force and executed.is_file() and stamp_path.is_file():
+        previous = json.loads(stamp_path.read_text())
+        if previous.get("status") == "ok" and {k: previous.get(k) for k in stamp} == stamp:
+            return Outcome(name, "skipped")
+    stamp_path.unlink(missing_ok=True)
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    command = [sys.executable, "-m", "papermill", str(notebooks_dir() / f"{name}.ipynb"),
+               str(executed), "--cwd", str(project_root()), "--log-level", "WARNING",
+               "-y", json.dumps(parameters)]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        return Outcome(name, "failed", seconds, _first_error(executed))
+    write_json(stamp_path, {**stamp, "status": "ok", "seconds": round(seconds, 1)})
+    return Outcome(name, "ok", seconds)
+
+
+def reproduce(profile: str, only: list[str] | None = None, force: bool = False, jobs: int = 1,
+              parameters: dict[str, Any] | None = None) -> list[Outcome]:
+    """Run the chosen notebooks; returns one outcome per notebook, in order."""
+    from adtr import experiments
+
+    names = select(only)
+    params = {"profile": profile, **{k: v for k, v in (parameters or {}).items()
+                                    if v is not None}}
+    # Validate parameters and generate offline data once, before notebooks run in parallel.
+    setup = experiments.setup(**params)
+    out_dir = setup.results_dir / profile / "executed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gpus = _gpu_count()
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}")
+
+    def work(index_name: tuple[int, str]) -> Outcome:
+        index, name = index_name
+        gpu = index % gpus if gpus > 1 else None
+        outcome = run_notebook(name, params, out_dir, force, gpu)
+        print(f"{outcome.status:>7}  {name}  {outcome.seconds:6.0f} s  {outcome.error}",
+              flush=True)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(work, enumerate(names)))
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:
+        return 0

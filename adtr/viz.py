@@ -1,0 +1,90 @@
+"""Figures for the notebooks and the book: galleries, paper-vs-ours bars, t-SNE."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are written to files; no display is needed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from adtr.analysis import DifferenceSample  # noqa: E402
+
+
+def gallery(images: list[np.ndarray], masks: np.ndarray, maps: np.ndarray, scores: np.ndarray,
+            titles: list[str], vmax: float | None = None) -> Figure:
+    """One column per test image: the image, its ground truth, the predicted map."""
+    count = len(images)
+    fig, axes = plt.subplots(3, count, figsize=(2.1 * count, 6.6), squeeze=False)
+    vmax = float(np.percentile(maps, 99.5)) if vmax is None else vmax
+    for col in range(count):
+        axes[0, col].imshow(images[col])
+        axes[0, col].set_title(titles[col], fontsize=8)
+        axes[1, col].imshow(images[col])
+        axes[1, col].contour(masks[col], levels=[0.5], colors="red", linewidths=0.8)
+        overlay = axes[2, col].imshow(maps[col], cmap="jet", vmin=0, vmax=vmax)
+        axes[2, col].set_xlabel(f"score {scores[col]:.2f}", fontsize=8)
+    for row, label in enumerate(("image", "ground truth", "anomaly map")):
+        axes[row, 0].set_ylabel(label)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(overlay, ax=axes[2, :].tolist(), shrink=0.8, label="s(u) = ||d(:, u)||")
+    return fig
+
+
+def paper_vs_ours(summary: pd.DataFrame, paper: dict[str, float], labels: dict[str, str],
+                  metric: str = "pixel_auroc", title: str = "") -> Figure:
+    """Bars of our mean (± std over seeds) beside the paper's value, per variant."""
+    names = list(summary["variant"])
+    x = np.arange(len(names))
+    ours = 100 * summary[f"{metric}_mean"].to_numpy()
+    spread = 100 * summary[f"{metric}_std"].to_numpy()
+    theirs = [paper.get(name, np.nan) for name in names]
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.6))
+    ax.bar(x - 0.2, theirs, 0.4, label="paper (MVTec-AD)", color="#999999")
+    ax.bar(x + 0.2, ours, 0.4, yerr=spread, capsize=3, label="ours", color="#1f77b4")
+    for xi, value in zip(x, ours, strict=True):
+        ax.text(xi + 0.2, value + 0.3, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [labels.get(n, n) for n in names])
+    low = np.nanmin(np.concatenate([ours - spread, np.asarray(theirs, dtype=float)]))
+    ax.set_ylim(max(0.0, low - 5), 100)
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def tsne_plot(embedding: np.ndarray, sample: DifferenceSample, title: str = "") -> Figure:
+    """Fig. 5: circles normal, triangles anomalous, colour the predicted score s(u)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.6))
+    vmin, vmax = np.percentile(sample.scores, [1, 99])
+    for anomalous, marker, label in ((False, "o", "normal"), (True, "^", "anomalous")):
+        keep = sample.anomalous == anomalous
+        points = ax.scatter(embedding[keep, 0], embedding[keep, 1], c=sample.scores[keep],
+                            cmap="coolwarm", vmin=vmin, vmax=vmax, marker=marker, s=16,
+                            edgecolors="k", linewidths=0.2, label=label)
+    fig.colorbar(points, ax=ax, label="predicted anomaly score s(u)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(histories: dict[str, list[float]]) -> Figure:
+    """Training loss per epoch for a few runs."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, losses in histories.items():
+        ax.plot(range(1, len(losses) + 1), losses, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("feature MSE")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
