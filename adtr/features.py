@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from adtr.data import Sample, load_image
-from adtr.records import atomic_path
+from adtr.records import atomic_path, file_sha256
 
 _MEMORY: dict[str, Tensor] = {}
 
@@ -57,21 +57,13 @@ def extractor_id(extractor: nn.Module, backbone: str, stages: Sequence[int], ima
     }
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_cache(path: Path) -> Tensor | None:
     """The cached tensor, or None (with a message) when the file is missing or damaged."""
     checksum = path.with_name(path.name + ".sha256")
     if not path.is_file():
         return None
     try:
-        if not checksum.is_file() or checksum.read_text().strip() != _file_digest(path):
+        if not checksum.is_file() or checksum.read_text().strip() != file_sha256(path):
             raise ValueError("checksum mismatch")
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -84,7 +76,7 @@ def _write_cache(path: Path, features: Tensor) -> None:
     with atomic_path(path) as tmp:
         torch.save(features, tmp)
     with atomic_path(path.with_name(path.name + ".sha256")) as tmp:
-        tmp.write_text(_file_digest(path))
+        tmp.write_text(file_sha256(path))
 
 
 @torch.inference_mode()

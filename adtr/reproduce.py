@@ -77,7 +77,9 @@ def _first_error(executed: Path) -> str:
         cells = json.loads(executed.read_text())["cells"]
     except (OSError, ValueError, KeyError):
         return "no executed notebook was written"
-    code_cells = [c for c in cells if c["cell_type"] == "code"]
+    # Number cells as in the source notebook: papermill's injected cell is not one of them.
+    code_cells = [c for c in cells if c["cell_type"] == "code"
+                  and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     for number, cell in enumerate(code_cells, start=1):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":

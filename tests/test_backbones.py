@@ -110,3 +110,13 @@ def test_pixel_patches_are_the_image_blocks() -> None:
     assert out.shape == (1, 3 * 16 * 16, 4, 4) and patches.channels == 768
     block = images[0, :, 16:32, 32:48].reshape(-1)  # grid cell (row 1, column 2)
     torch.testing.assert_close(out[0, :, 1, 2], block)
+
+
+def test_paper_profile_gives_272_channels_on_a_14x14_grid() -> None:
+    from adtr import profiles
+
+    config = profiles.resolve("paper")
+    extractor = backbones.FeatureExtractor(config.backbone, config.stages, config.image_size,
+                                           config.feature_stride, weights="random")
+    assert extractor.channels == 272 and extractor.grid == 14
+    assert extractor.stage_strides == [2, 4, 8, 16]

