@@ -1,0 +1,197 @@
+"""Benchmarks: training with and without the feature cache, inference stages, evaluation.
+
+    python benchmarks/run.py [--quick] [--device cpu|cuda]
+
+Prints a table and writes ``results/benchmarks/<device>.json`` with the run record. All
+rows of one run are measured in the same process, so their ratios hold on a noisy machine.
+Timing uses random images and random-initialised backbones: speed does not depend on the
+weights, and no result here is an accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+
+from adtr import profiles
+from adtr.backbones import FeatureExtractor
+from adtr.experiments import project_root
+from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
+from adtr.records import environment, run_record, write_json
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device: torch.device, repeats: int) -> float:
+    """Seconds per call: one warm-up call, then the mean of ``repeats`` calls."""
+    fn()
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - started) / repeats
+
+
+def _setup(profile: str, device: torch.device) -> tuple[profiles.RunConfig, FeatureExtractor,
+                                                       ADTR]:
+    config = profiles.resolve(profile)
+    extractor = FeatureExtractor(config.backbone, config.stages, config.image_size,
+                                 config.feature_stride, weights="random").to(device)
+    model = ADTR(extractor.channels, extractor.grid, config).to(device)
+    return config, extractor, model
+
+
+def training_rows(profile: str, device: torch.device, images: int, amp: bool,
+                  repeats: int) -> list[dict[str, Any]]:
+    """Images/s of one epoch: features from the cache vs the backbone in the loop."""
+    config, extractor, model = _setup(profile, device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    batch = config.batch_size
+    pixels = torch.randn(images, 3, config.image_size, config.image_size, device=device)
+    with torch.inference_mode():
+        cached = torch.cat([extractor(pixels[i:i + batch]) for i in range(0, images, batch)])
+    cached = cached.clone()
+
+    def step(features: torch.Tensor) -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = reconstruction_loss(features, model(features).float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def epoch_cached() -> None:
+        for i in range(0, images, batch):
+            step(cached[i:i + batch])
+
+    def epoch_backbone() -> None:
+        for i in range(0, images, batch):
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                 enabled=amp):
+                features = extractor(pixels[i:i + batch]).float()
+            step(features)
+
+    rows = []
+    for name, fn in (("feature cache", epoch_cached), ("backbone in the loop", epoch_backbone)):
+        seconds = _timed(fn, device, repeats)
+        rows.append({"benchmark": "training", "profile": profile, "mode": name,
+                     "precision": "bf16" if amp else "fp32", "images_per_s": images / seconds})
+    return rows
+
+
+def inference_rows(profile: str, device: torch.device, images: int, amp: bool,
+                   repeats: int) -> list[dict[str, Any]]:
+    """Images/s of the whole pipeline and each stage's share of its time."""
+    config, extractor, model = _setup(profile, device)
+    model.eval()
+    batch = 16
+    pixels = torch.randn(batch, 3, config.image_size, config.image_size, device=device)
+    pool = max(1, round(config.score_pool * config.image_size / 224))
+    stages: dict[str, float] = {}
+
+    @torch.inference_mode()
+    def run() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            features = extractor(pixels).float()
+            reconstruction = model(features).float()
+        maps = anomaly_map(features, reconstruction)
+        upsample_and_score(maps, config.image_size, pool)
+
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        features = extractor(pixels).float()
+        reconstruction = model(features).float()
+        stages["backbone"] = _timed(lambda: extractor(pixels), device, repeats)
+        stages["reconstruction"] = _timed(lambda: model(features), device, repeats)
+    stages["map + score"] = _timed(
+        lambda: upsample_and_score(anomaly_map(features, reconstruction), config.image_size,
+                                   pool), device, repeats)
+    total = _timed(run, device, repeats)
+    row = {"benchmark": "inference", "profile": profile, "mode": "whole pipeline",
+           "precision": "bf16" if amp else "fp32", "images_per_s": batch / total,
+           "reconstruction_plus_scoring_vs_backbone":
+               (stages["reconstruction"] + stages["map + score"]) / stages["backbone"]}
+    total_stages = sum(stages.values())
+    row.update({f"share_{k}": v / total_stages for k, v in stages.items()})
+    return [row]
+
+
+EVALUATION_CODE = """
+import json, resource, time, sys
+import numpy as np
+from adtr import metrics
+n, size = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(0)
+maps = rng.random((n, size, size), dtype=np.float32)
+masks = np.zeros((n, size, size), dtype=bool)
+for i in range(n):  # two thirds of the images anomalous, one or two rectangles each
+    for _ in range(rng.integers(1, 3) if i % 3 else 0):
+        y, x = rng.integers(0, size - 40, 2)
+        masks[i, y:y + rng.integers(5, 40), x:x + rng.integers(5, 40)] = True
+labels = masks.reshape(n, -1).any(axis=1).astype(int)
+scores = maps.reshape(n, -1).max(axis=1)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+times = {}
+for name, fn in (("image_auroc", lambda: metrics.image_auroc(labels, scores)),
+                 ("pixel_auroc", lambda: metrics.pixel_auroc(masks, maps)),
+                 ("aupro", lambda: metrics.aupro(masks, maps))):
+    started = time.perf_counter(); fn(); times[name] = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": times, "peak_rss_gib": peak / 2**20,
+                  "inputs_rss_gib": before / 2**20}))
+"""
+
+
+def evaluation_row(maps: int, size: int) -> dict[str, Any]:
+    """Wall time and peak memory of the three metrics, in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", EVALUATION_CODE, str(maps), str(size)],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    return {"benchmark": "evaluation", "mode": f"{maps} maps of {size}x{size}",
+            "seconds_total": sum(result["seconds"].values()),
+            **{f"seconds_{k}": v for k, v in result["seconds"].items()},
+            "peak_rss_gib": result["peak_rss_gib"]}
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        parts = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()]
+        print("  ".join(parts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    images, repeats = (16, 1) if args.quick else (32, 2)
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    precisions = [False, True] if device.type == "cuda" else [False]
+    for profile in ("paper", "cpu"):
+        for amp in precisions:
+            rows += training_rows(profile, device, images, amp, repeats)
+            rows += inference_rows(profile, device, images, amp, repeats)
+    rows.append(evaluation_row(1725 if not args.quick else 200, 224))
+    print_table(rows)
+    name = "cuda" if device.type == "cuda" else "cpu"
+    path = project_root() / "results" / "benchmarks" / f"{name}.json"
+    write_json(path, {"rows": rows, "record": run_record(
+        experiment="benchmarks", quick=args.quick, images=images, repeats=repeats,
+        environment=environment(str(device)), wall_time_s=time.perf_counter() - started,
+        peak_rss_gib_parent=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
