@@ -67,14 +67,16 @@ def setup(profile: str = "cpu", data_root: str | None = None,
           categories: list[str] | None = None, backbone: str | None = None,
           epochs: int | None = None, image_size: int | None = None,
           seeds: list[int] | None = None, device: str | None = None,
-          results_dir: str = "results", runs_dir: str = "runs", **overrides: Any) -> Setup:
+          results_dir: str = "results", runs_dir: str = "runs", schedule: str = "main",
+          **overrides: Any) -> Setup:
     """Resolve a notebook's parameters; generate the offline data set if it is missing.
 
-    ``None`` means "the profile's value". Only the offline profiles generate data: the
-    ``paper`` profile expects MVTec-AD at ``data_root`` and says so if it is not there.
+    ``None`` means "the profile's value"; ``schedule="ablation"`` applies the profile's
+    ablation overrides (``profiles.ABLATION_OVERRIDES``). Only the offline profiles generate
+    data: the ``paper`` profile expects MVTec-AD at ``data_root`` and says so if it is absent.
     """
-    base = profiles.resolve(profile, data_root=data_root, backbone=backbone, epochs=epochs,
-                            image_size=image_size, device=device, **overrides)
+    base = profiles.resolve(profile, schedule, data_root=data_root, backbone=backbone,
+                            epochs=epochs, image_size=image_size, device=device, **overrides)
     root = _absolute(base.data_root)
     base = profiles.with_overrides(base, data_root=str(root))
     if not root.exists() and profile != "paper" and data_root is None:

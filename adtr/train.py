@@ -72,6 +72,9 @@ def load_category(config: RunConfig, category: str, device: torch.device,
     """Validate the data, build the frozen extractor and get (cached) features."""
     info = data.describe_root(config.data_root, category)
     train = data.list_samples(config.data_root, category, "train")
+    if config.max_train_images:
+        train = train[:config.max_train_images]
+        info = {**info, "n_train_used": len(train)}
     test = data.list_samples(config.data_root, category, "test")
     extractor = build_extractor(config.backbone, config.stages, config.image_size,
                                 config.feature_stride, config.weights)

@@ -125,3 +125,10 @@ def test_console_entry_points(tiny_root, tmp_path) -> None:
                               "--category", "gravel"], capture_output=True, text=True)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "none.pt does not exist" in missing.stderr
+
+
+def test_max_train_images_trains_on_a_prefix_of_train_good(tiny_root) -> None:
+    config = profiles.resolve("smoke", data_root=str(tiny_root), max_train_images=2)
+    category = train.load_category(config, "brick", torch.device("cpu"), progress=False)
+    assert category.train_features.shape[0] == 2 and category.info["n_train_used"] == 2
+    assert category.info["n_train"] == 4

