@@ -22,20 +22,18 @@ from tqdm.auto import tqdm
 
 from adtr import data, profiles, synth, train
 from adtr.errors import ConfigError, DataError
-from adtr.records import atomic_path, environment, run_record, write_csv, write_json
+from adtr.records import (
+    atomic_path,
+    environment,
+    project_root,
+    run_record,
+    write_csv,
+    write_json,
+)
 
 #: Seeds each profile runs for the experiments (the paper reports single runs).
 EXPERIMENT_SEEDS = {"smoke": [0], "cpu": [0, 1, 2], "paper": [0]}
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
-
-
-def project_root() -> Path:
-    """The folder holding ``pyproject.toml`` above the working directory (else the cwd)."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "adtr").is_dir():
-            return folder
-    return here
 
 
 def _absolute(path: str | Path) -> Path:

@@ -39,6 +39,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def project_root() -> Path:
+    """The folder holding ``pyproject.toml`` and ``adtr/`` above the working directory
+    (else the folder this package sits in)."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "adtr").is_dir():
+            return folder
+    return Path(__file__).resolve().parent.parent
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
     digest = hashlib.sha256()

@@ -22,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from adtr.records import project_root
+
 PROFILE_ENV = "ADTR_BOOK_PROFILE"
 RESULTS_ENV = "ADTR_BOOK_RESULTS"
 DEFAULT_PROFILE = "cpu"
@@ -87,15 +89,6 @@ def label(variant: str) -> str:
 def book_profile() -> str:
     """The profile the book renders: ``$ADTR_BOOK_PROFILE``, else ``cpu``."""
     return os.environ.get(PROFILE_ENV, "").strip() or DEFAULT_PROFILE
-
-
-def project_root() -> Path:
-    """The folder holding ``pyproject.toml`` and ``adtr/`` above the working directory."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "adtr").is_dir():
-            return folder
-    return Path(__file__).resolve().parent.parent
 
 
 def results_root(results_dir: str | Path | None = None) -> Path:
@@ -694,6 +687,11 @@ def provenance(exp: Experiment, others: Iterable[Experiment] = ()) -> dict[str, 
     record, infos = exp.record, data_info(exp)
     versions, commits = _software(exp)
     n_train = sum(int(d.get("n_train", 0)) for d in infos)
+    config = record.get("config", {})
+    limit = int(config.get("max_train_images") or 0)
+    n_used = sum(min(int(d.get("n_train", 0)), limit or int(d.get("n_train", 0))) for d in infos)
+    size, stride = config.get("image_size", "?"), config.get("feature_stride", 16)
+    grid = size // stride if isinstance(size, int) else "?"
     n_test = sum(int(d.get("n_test_good", 0)) + int(d.get("n_test_anomalous", 0)) for d in infos)
     data_name = infos[0].get("name", "?") if infos else "?"
     return {
@@ -703,7 +701,10 @@ def provenance(exp: Experiment, others: Iterable[Experiment] = ()) -> dict[str, 
         "Data": f"{data_name} ({'synthetic' if is_synthetic(exp) else 'real'})",
         "Data path": ", ".join(_unique(d.get("path") for d in infos)),
         "Categories": ", ".join(record.get("categories", [])),
-        "Images (train / test)": f"{n_train} / {n_test}",
+        "Images (train / test)": f"{n_used} / {n_test}" + (
+            f" (the first {limit} of each category's {n_train // max(len(infos), 1)} training "
+            "images)" if limit else ""),
+        "Input size": f"{size} px ({grid}×{grid} feature grid)",
         "Backbone and weights": "; ".join(f"{n}: {w}" for n, w in backbones(exp, others)),
         "Epochs trained": _epochs(exp),
         "Seeds": ", ".join(str(s) for s in record.get("seeds", [])),
@@ -884,7 +885,9 @@ def produced_by(exp: Experiment, others: Iterable[Experiment] = ()) -> str:
     runs = f"{info['Runs']} runs" if not exp.runs.empty else "the main results' models"
     text = (f"**Produced by** `{info['Notebook']}` (profile `{exp.profile}`, {runs}). "
             f"Data: {info['Data']}, categories {info['Categories']}. Backbone and weights: "
-            f"{info['Backbone and weights']}. Epochs: {info['Epochs trained']}; seeds: "
+            f"{info['Backbone and weights']}. Input: {info['Input size']}; images "
+            f"(train / test): {info['Images (train / test)']}. Epochs: "
+            f"{info['Epochs trained']}; seeds: "
             f"{info['Seeds']}; device: {info['Device']}; commit `{info['Commit']}`; training "
             f"{info['Training time (sum over runs)']}, notebook {info['Notebook time']}. "
             f"Everything else: {{doc}}`provenance`.")

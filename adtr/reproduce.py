@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from adtr.errors import ConfigError
-from adtr.experiments import project_root
-from adtr.records import write_json
+from adtr.records import project_root, write_json
 
 
 @dataclass
@@ -64,8 +63,14 @@ def _digest(paths: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+#: The modules that decide what a notebook computes and draws; the book's and the command
+#: line's code (report, cli, reproduce) do not make results stale.
+NOTEBOOK_MODULES = ("analysis", "backbones", "data", "experiments", "features", "metrics",
+                    "model", "paper", "profiles", "records", "synth", "train", "viz")
+
+
 def _stamp(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    package = sorted((project_root() / "adtr").glob("*.py"))
+    package = [project_root() / "adtr" / f"{module}.py" for module in NOTEBOOK_MODULES]
     return {"notebook": name, "parameters": parameters,
             "notebook_sha256": _digest([notebooks_dir() / f"{name}.ipynb"]),
             "package_sha256": _digest(package)}

@@ -22,9 +22,8 @@ import torch
 
 from adtr import profiles
 from adtr.backbones import FeatureExtractor
-from adtr.experiments import project_root
 from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
-from adtr.records import environment, run_record, write_json
+from adtr.records import environment, project_root, run_record, write_json
 
 
 def _sync(device: torch.device) -> None:
