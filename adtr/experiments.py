@@ -201,17 +201,6 @@ def save_figure(figure: Any, setup: Setup, experiment: str, name: str) -> Path:
     return path
 
 
-def load_results(results_dir: str | Path, profile: str, experiment: str) -> dict[str, Any]:
-    """Read ``results.json`` of an experiment (what the book pages call)."""
-    path = _absolute(results_dir) / profile / experiment / "results.json"
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; run the {experiment} notebook first")
-    return json.loads(path.read_text())
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    array = np.asarray(values, dtype=float)
-    return float(array.mean()), float(array.std())
 
 
 def trained_run(setup: Setup, category: str, seed: int, **overrides: Any):

@@ -9,7 +9,6 @@ starts over. ``evaluate`` scores a finished checkpoint on a (possibly other) dat
 
 from __future__ import annotations
 
-import math
 import random
 import sys
 import time
@@ -122,13 +121,14 @@ def _comparable(config: RunConfig) -> dict[str, Any]:
     return values
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+def _load_checkpoint(path: Path, then: str = "training from scratch") -> dict[str, Any] | None:
+    """The checkpoint's contents, or None (saying so, and ``then``) when it is damaged."""
     if not path.is_file():
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
-        print(f"checkpoint {path} is damaged ({error}); training from scratch", file=sys.stderr)
+        print(f"checkpoint {path} is damaged ({error}); {then}", file=sys.stderr)
         return None
 
 
@@ -282,7 +282,7 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise AdtrError(f"checkpoint {checkpoint} does not exist; `adtr fit` writes one")
-    state = _load_checkpoint(checkpoint)
+    state = _load_checkpoint(checkpoint, then="cannot evaluate it")
     if state is None or "full_config" not in state:
         raise AdtrError(f"{checkpoint} is not a readable adtr checkpoint")
     started = time.perf_counter()
@@ -302,9 +302,3 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
     write_json(out_dir / "metrics.json", result)
     return result
 
-
-def mean_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean of each metric over categories (NaN-free: every metric is defined or raised)."""
-    names = ("image_auroc", "pixel_auroc", "aupro")
-    return {name: float(np.mean([r[name] for r in results])) for name in names
-            if all(math.isfinite(r[name]) for r in results)}
