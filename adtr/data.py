@@ -113,12 +113,24 @@ def list_samples(root: str | Path, category: str, split: str) -> list[Sample]:
             samples.append(Sample(image, 1, defect_dir.name, mask))
     if not samples:
         raise DataError(f"{split_dir} has no images; {EXPECTED_TREE}")
+    _check_no_orphan_masks(folder, {s.mask for s in samples if s.mask is not None})
     if not any(s.label for s in samples) or all(s.label for s in samples):
         raise DataError(
             f"{split_dir} must hold both normal (test/good) and anomalous images to be "
             "evaluated; found only one kind"
         )
     return samples
+
+
+def _check_no_orphan_masks(folder: Path, used: set[Path]) -> None:
+    """A mask whose image is missing means a lost test image, which would change the metrics."""
+    truth = folder / "ground_truth"
+    if not truth.is_dir():
+        return
+    for mask in sorted(truth.glob("*/*_mask.png")):
+        if mask not in used:
+            image = folder / "test" / mask.parent.name / (mask.name[:-len("_mask.png")] + ".png")
+            raise DataError(f"mask {mask} has no test image; expected {image}")
 
 
 def _open(path: Path) -> Image.Image:

@@ -150,7 +150,10 @@ FAULTS = {
                                "000_mask.png is 10x10 but its image"),
     "image without mask": (lambda b: (b / "ground_truth" / "scratch" / "000_mask.png").unlink(),
                            "scratch/000.png has no mask"),
-    "only good test images": (lambda b: [shutil.rmtree(p) for p in (b / "test").iterdir()
+    "mask without image": (lambda b: (b / "test" / "perlin" / "000.png").unlink(),
+                           "perlin/000_mask.png has no test image"),
+    "only good test images": (lambda b: [shutil.rmtree(p) for p in [*(b / "test").iterdir(),
+                                                                    b / "ground_truth"]
                                          if p.name != "good"], "only one kind"),
 }
 
