@@ -32,12 +32,8 @@ class Trained:
 def load_trained(run_dir: str | Path, category: str) -> Trained:
     """Load ``run_dir/checkpoint.pt`` and the (cached) features of its category."""
     state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
-    values = {**state["full_config"], "stages": tuple(state["full_config"]["stages"])}
-    config = profiles.RunConfig(**values)
+    config, model, standardizer = train.restore(state)
     device = train.pick_device(config.device)
-    model, standardizer = train.build_model(config, state["channels"])
-    model.load_state_dict(state["model"])
-    standardizer.load_state_dict(state["standardizer"])
     category_data = train.load_category(config, category, device, progress=False)
     return Trained(config, model, standardizer, category_data, device)
 

@@ -25,6 +25,7 @@ from adtr.errors import ConfigError, DataError
 from adtr.records import (
     atomic_path,
     environment,
+    files_sha256,
     project_root,
     run_record,
     write_csv,
@@ -98,10 +99,7 @@ _RESULT_MODULES = ("backbones", "data", "features", "model", "train", "metrics")
 
 
 def _code_version() -> str:
-    digest = hashlib.sha256()
-    for module in _RESULT_MODULES:
-        digest.update((Path(__file__).parent / f"{module}.py").read_bytes())
-    return digest.hexdigest()[:12]
+    return files_sha256([Path(__file__).parent / f"{m}.py" for m in _RESULT_MODULES])[:12]
 
 
 def _run_key(config: profiles.RunConfig, category: str) -> str:

@@ -58,6 +58,14 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def files_sha256(paths: list[Path]) -> str:
+    """One SHA-256 (hex) over the bytes of several files, in the given order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

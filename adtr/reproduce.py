@@ -10,7 +10,6 @@ where several exist.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from adtr.errors import ConfigError
-from adtr.records import project_root, write_json
+from adtr.records import files_sha256, project_root, write_json
 
 
 @dataclass
@@ -56,13 +55,6 @@ def select(only: list[str] | None) -> list[str]:
     return chosen
 
 
-def _digest(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 #: The modules that decide what a notebook computes and draws; the book's and the command
 #: line's code (report, cli, reproduce) do not make results stale.
 NOTEBOOK_MODULES = ("analysis", "backbones", "data", "experiments", "features", "metrics",
@@ -72,8 +64,8 @@ NOTEBOOK_MODULES = ("analysis", "backbones", "data", "experiments", "features", 
 def _stamp(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     package = [project_root() / "adtr" / f"{module}.py" for module in NOTEBOOK_MODULES]
     return {"notebook": name, "parameters": parameters,
-            "notebook_sha256": _digest([notebooks_dir() / f"{name}.ipynb"]),
-            "package_sha256": _digest(package)}
+            "notebook_sha256": files_sha256([notebooks_dir() / f"{name}.ipynb"])[:16],
+            "package_sha256": files_sha256(package)[:16]}
 
 
 def _first_error(executed: Path) -> str:

@@ -275,6 +275,18 @@ def _evaluate(model: ADTR, standardizer: Standardizer, config: RunConfig, catego
     return {**values, "category": category, "record": record}
 
 
+def restore(state: dict[str, Any], **config_overrides: Any
+            ) -> tuple[RunConfig, ADTR, Standardizer]:
+    """The config, model and standardiser saved in a checkpoint's ``state``."""
+    values = {**state["full_config"], **config_overrides}
+    values["stages"] = tuple(values["stages"])
+    config = RunConfig(**values)
+    model, standardizer = build_model(config, state["channels"])
+    model.load_state_dict(state["model"])
+    standardizer.load_state_dict(state["standardizer"])
+    return config, model, standardizer
+
+
 def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
              out_dir: str | Path | None = None, cache_dir: Path | None = None,
              device: str = "auto", progress: bool = True) -> dict[str, Any]:
@@ -286,14 +298,9 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
     if state is None or "full_config" not in state:
         raise AdtrError(f"{checkpoint} is not a readable adtr checkpoint")
     started = time.perf_counter()
-    values = {**state["full_config"], "data_root": str(data_root), "device": device}
-    values["stages"] = tuple(values["stages"])
-    config = RunConfig(**values)
+    config, model, standardizer = restore(state, data_root=str(data_root), device=device)
     torch_device = pick_device(device)
     category_data = load_category(config, category, torch_device, cache_dir, progress)
-    model, standardizer = build_model(config, state["channels"])
-    model.load_state_dict(state["model"])
-    standardizer.load_state_dict(state["standardizer"])
     result = _evaluate(model, standardizer, config, category, category_data, torch_device)
     result["record"].update(experiment="evaluate", checkpoint=str(checkpoint),
                             trained_on=state["category"], epochs_trained=state["epoch"],
