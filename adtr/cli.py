@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--weights", help="'imagenet' (default), 'random' or a state-dict file")
     fit.add_argument("--stages", type=_stages,
                      help="timm feature indices, e.g. 0,1,2,3 (strides 2-16)")
-    fit.add_argument("--variant", help=f"one of {list(profiles.VARIANTS)}")
+    fit.add_argument("--variant", help=f"one of {list(profiles.VARIANTS)}; adtr_plus trains "
+                     "ADTR into OUT/base, then fine-tunes it with anomalies")
+    fit.add_argument("--plus-anomalies", help="ADTR+: 'confetti' (default) or a folder of images")
+    fit.add_argument("--plus-epochs", type=int, help="ADTR+ fine-tuning epochs")
     fit.add_argument("--epochs", type=int)
     fit.add_argument("--batch-size", type=int)
     fit.add_argument("--lr", type=float)
@@ -77,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--epochs", type=int)
     batch.add_argument("--image-size", type=int)
     batch.add_argument("--device")
+    batch.add_argument("--plus-epochs", type=int, help="ADTR+ fine-tuning epochs")
+    batch.add_argument("--cifar-root", help="folder holding cifar-10-batches-py (one-class)")
+    batch.add_argument("--cifar100-root", help="folder holding cifar-100-python (ADTR+)")
     batch.add_argument("--results-dir", default="results")
     return parser
 
@@ -104,7 +110,8 @@ def _fit(args: argparse.Namespace) -> None:
         args.profile, data_root=None if args.data_root is None else str(args.data_root),
         backbone=args.backbone, weights=args.weights, stages=args.stages, variant=args.variant,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, image_size=args.image_size,
-        seed=args.seed, device=args.device,
+        seed=args.seed, device=args.device, plus_anomalies=args.plus_anomalies,
+        plus_epochs=args.plus_epochs,
     )
     out = args.out or Path("runs") / config.profile / args.category
     result = train.fit(config, args.category, out, args.cache_dir, progress=not args.quiet)
@@ -125,7 +132,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     parameters = {"data_root": args.data_root, "categories": args.categories,
                   "seeds": args.seeds, "backbone": args.backbone, "epochs": args.epochs,
                   "image_size": args.image_size, "device": args.device,
-                  "results_dir": args.results_dir}
+                  "plus_epochs": args.plus_epochs, "cifar_root": args.cifar_root,
+                  "cifar100_root": args.cifar100_root, "results_dir": args.results_dir}
     outcomes = reproduce(args.profile, args.only, args.force, args.jobs, parameters)
     failed = [o for o in outcomes if o.status == "failed"]
     ran = sum(o.seconds for o in outcomes)

@@ -98,11 +98,14 @@ def list_samples(root: str | Path, category: str, split: str) -> list[Sample]:
         raise DataError(f"{split_dir} does not exist; {EXPECTED_TREE}")
     if split == "train":
         good = split_dir / "good"
+        _check_no_stray_images(split_dir, {good}, "train/good")
         if not good.is_dir() or not _images_in(good):
             raise DataError(f"{good} has no images; training needs normal images there")
         return [Sample(p, 0, "good", None) for p in _images_in(good)]
+    defect_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
+    _check_no_stray_images(split_dir, set(defect_dirs), "test/<defect>")
     samples = []
-    for defect_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+    for defect_dir in defect_dirs:
         for image in _images_in(defect_dir):
             if defect_dir.name == "good":
                 samples.append(Sample(image, 0, "good", None))
@@ -120,6 +123,17 @@ def list_samples(root: str | Path, category: str, split: str) -> list[Sample]:
             "evaluated; found only one kind"
         )
     return samples
+
+
+def _check_no_stray_images(split_dir: Path, read: set[Path], where: str) -> None:
+    """An image outside the folders a split reads (``test/x.png``, ``train/bad/x.png``,
+    ``test/hole/more/x.png``) would be silently left out of training or evaluation."""
+    for path in sorted(split_dir.rglob("*")):
+        hidden = any(part.startswith(".") for part in path.relative_to(split_dir).parts)
+        if (path.suffix.lower() in IMAGE_SUFFIXES and path.parent not in read and not hidden
+                and path.is_file()):
+            raise DataError(f"image {path} is not in a folder that is read: {split_dir.name} "
+                            f"images belong directly in {where}; {EXPECTED_TREE}")
 
 
 def _check_no_orphan_masks(folder: Path, used: set[Path]) -> None:
@@ -169,9 +183,21 @@ def load_mask(path: Path, size: int, image_size: tuple[int, int], image_path: Pa
             f"mask {path} is {mask.size[0]}x{mask.size[1]} but its image {image_path} is "
             f"{image_size[0]}x{image_size[1]}; a mask must have its image's size"
         )
-    binary = np.asarray(_to_8bit(mask).convert("L")) > 0
+    binary = _nonzero(mask)
     resized = Image.fromarray(binary.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)
     return np.asarray(resized) > 0
+
+
+def _nonzero(mask: Image.Image) -> np.ndarray:
+    """True where any colour channel is > 0, at the mask's own bit depth (alpha ignored).
+
+    Binarising before any conversion keeps small values: a 16-bit mask of 0/1 scaled to
+    8 bit, or a colour mask turned grey, would round its defect pixels to 0.
+    """
+    if mask.mode not in ("1", "L", "I", "F") and not mask.mode.startswith("I;16"):
+        mask = mask.convert("RGB")  # palette, alpha and colour masks: their colours count
+    array = np.asarray(mask)
+    return array > 0 if array.ndim == 2 else (array > 0).any(axis=2)
 
 
 def load_masks(samples: list[Sample], size: int) -> np.ndarray:

@@ -95,7 +95,7 @@ def setup(profile: str = "cpu", data_root: str | None = None,
 
 
 #: The modules whose code decides a run's numbers: a change to them invalidates old runs.
-_RESULT_MODULES = ("backbones", "data", "features", "model", "train", "metrics")
+_RESULT_MODULES = ("backbones", "data", "features", "model", "train", "metrics", "plus")
 
 
 def _code_version() -> str:
@@ -106,6 +106,8 @@ def _run_key(config: profiles.RunConfig, category: str) -> str:
     values = config.to_dict()
     for name in ("device", "checkpoint_every"):
         values.pop(name)
+    if config.variant != "adtr_plus":  # ADTR+'s settings do not change the other runs
+        values = {k: v for k, v in values.items() if not k.startswith("plus_")}
     payload = json.dumps({"config": values, "category": category, "code": _code_version()},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
@@ -117,8 +119,15 @@ def run_dir(config: profiles.RunConfig, category: str, runs_dir: Path) -> Path:
 
 def run_one(setup: Setup, category: str, seed: int, progress: bool = False,
             **overrides: Any) -> dict[str, Any]:
-    """One fit with the set-up's parameters and ``overrides``; reused when already done."""
+    """One fit with the set-up's parameters and ``overrides``; reused when already done.
+
+    ADTR+ fine-tunes the (shared) ADTR run with the same parameters.
+    """
     config = profiles.with_overrides(setup.base, seed=seed, **overrides)
+    base_checkpoint = None
+    if config.variant == "adtr_plus":
+        base = run_one(setup, category, seed, progress, **{**overrides, "variant": "adtr"})
+        base_checkpoint = Path(base["record"]["checkpoint"])
     out = run_dir(config, category, setup.runs_dir)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:  # notebooks running side by side share runs
@@ -128,7 +137,8 @@ def run_one(setup: Setup, category: str, seed: int, progress: bool = False,
             result = json.loads(metrics_file.read_text())
             if result["record"]["config"] == config.to_dict():
                 return result
-        return train.fit(config, category, out, progress=progress)
+        return train.fit(config, category, out, progress=progress,
+                         base_checkpoint=base_checkpoint)
 
 
 def run_grid(setup: Setup, variants: dict[str, dict[str, Any]],
@@ -149,9 +159,10 @@ def run_grid(setup: Setup, variants: dict[str, dict[str, Any]],
     return pd.DataFrame(rows), records
 
 
-def summarize(runs: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, by: str = "variant",
+              metrics: tuple[str, ...] = METRICS) -> pd.DataFrame:
     """Per ``by``: the mean over categories for each seed, then mean and std over seeds."""
-    per_seed = runs.groupby([by, "seed"], sort=False)[list(METRICS)].mean()
+    per_seed = runs.groupby([by, "seed"], sort=False)[list(metrics)].mean()
     grouped = per_seed.groupby(level=0, sort=False)
     summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
     summary["seeds"] = grouped.size()
@@ -166,11 +177,11 @@ def per_category(runs: pd.DataFrame, metric: str, by: str = "variant") -> pd.Dat
     return table
 
 
-def experiment_dir(setup: Setup, experiment: str) -> Path:
+def experiment_dir(setup: Any, experiment: str) -> Path:
     return setup.results_dir / setup.profile / experiment
 
 
-def save_table(setup: Setup, experiment: str, runs: pd.DataFrame, summary: pd.DataFrame,
+def save_table(setup: Any, experiment: str, runs: pd.DataFrame, summary: pd.DataFrame,
                records: list[dict], paper: dict[str, Any] | None = None,
                extra: dict[str, Any] | None = None) -> Path:
     """Write ``runs.csv``, ``summary.csv`` and ``results.json`` (with the run record)."""
@@ -191,7 +202,7 @@ def save_table(setup: Setup, experiment: str, runs: pd.DataFrame, summary: pd.Da
     return folder
 
 
-def save_figure(figure: Any, setup: Setup, experiment: str, name: str) -> Path:
+def save_figure(figure: Any, setup: Any, experiment: str, name: str) -> Path:
     """Save a matplotlib figure as PNG under the experiment's folder, atomically."""
     path = experiment_dir(setup, experiment) / f"{name}.png"
     with atomic_path(path) as tmp:
@@ -231,6 +242,24 @@ def gallery_figure(setup: Setup, category: str, seed: int, n_anomalous: int = 5,
     images = [display_image(samples[i].image, trained.config.image_size) for i in chosen]
     titles = [f"{samples[i].defect}/{samples[i].image.stem}" for i in chosen]
     return viz.gallery(images, trained.data.masks[chosen], maps, scores, titles)
+
+
+#: ADTR and ADTR+ (which fine-tunes the ADTR run of the same parameters).
+PLUS_VARIANTS = {"adtr": {}, "adtr_plus": {"variant": "adtr_plus"}}
+
+
+def confetti_figure(setup: Setup, category: str, count: int = 8, seed: int = 0):
+    """Training images of a category and the same images with confetti noise (masks in red)."""
+    import numpy as np
+
+    from adtr import plus, viz
+
+    samples = data.list_samples(setup.base.data_root, category, "train")[:count]
+    unit = plus.to_unit(plus.normalised_images(samples, setup.base.image_size)).clamp(0, 1)
+    noisy, masks = plus.confetti(unit, np.random.default_rng(seed))
+    rows = {"training image": unit, "with confetti": noisy}
+    return viz.image_grid({k: v.permute(0, 2, 3, 1).numpy() for k, v in rows.items()},
+                          masks.numpy(), columns=count)
 
 
 def comparison_table(summary: pd.DataFrame, paper_values: dict[str, float],

@@ -14,16 +14,17 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import timm
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from adtr.data import Sample, load_image
+from adtr.data import IMAGENET_MEAN, IMAGENET_STD, Sample, load_image
 from adtr.records import atomic_path, file_sha256
 
 _MEMORY: dict[str, Tensor] = {}
@@ -98,23 +99,65 @@ def extract(
     return torch.cat(out)
 
 
-def cached_features(
-    extractor: nn.Module, ident: dict, samples: Sequence[Sample], image_size: int,
-    device: torch.device, cache_dir: Path | None, progress: bool = True, desc: str = "features",
-) -> Tensor:
-    """``extract`` with the memory and disk caches in front of it."""
-    key = cache_key(ident, samples)
+def _cached(key: str, cache_dir: Path | None, compute: Callable[[], Tensor]) -> Tensor:
+    """The tensor stored under ``key`` in memory or on disk, else ``compute()`` (then stored)."""
     if key in _MEMORY:
         return _MEMORY[key]
     path = None if cache_dir is None else Path(cache_dir) / "features" / f"{key}.pt"
     features = _read_cache(path) if path is not None else None
     if features is None:
-        features = extract(extractor, samples, image_size, device, progress=progress, desc=desc)
+        features = compute()
         if path is not None:
             _write_cache(path, features)
     _MEMORY[key] = features
     return features
 
+
+def cached_features(
+    extractor: nn.Module, ident: dict, samples: Sequence[Sample], image_size: int,
+    device: torch.device, cache_dir: Path | None, progress: bool = True, desc: str = "features",
+) -> Tensor:
+    """``extract`` with the memory and disk caches in front of it."""
+    return _cached(cache_key(ident, samples), cache_dir, lambda: extract(
+        extractor, samples, image_size, device, progress=progress, desc=desc))
+
+
+def normalise_arrays(images: np.ndarray, image_size: int) -> Tensor:
+    """uint8 RGB images (N, h, w, 3) -> ImageNet-normalised (N, 3, size, size), bilinear."""
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    batch = F.interpolate(batch, size=(image_size, image_size), mode="bilinear",
+                          align_corners=False)
+    mean = torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1)
+    return (batch - mean) / std
+
+
+@torch.inference_mode()
+def extract_arrays(extractor: nn.Module, images: np.ndarray, image_size: int,
+                   device: torch.device, batch_size: int = 64, progress: bool = True,
+                   desc: str = "features") -> Tensor:
+    """``extract`` for images held in memory: uint8 RGB (N, h, w, 3)."""
+    extractor = extractor.to(device)
+    out = []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress,
+                      leave=False):
+        batch = normalise_arrays(images[start:start + batch_size], image_size).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(extractor(batch).float().cpu())
+    return torch.cat(out)
+
+
+def cached_array_features(
+    extractor: nn.Module, ident: dict, images: np.ndarray, image_size: int,
+    device: torch.device, cache_dir: Path | None, progress: bool = True, desc: str = "features",
+) -> Tensor:
+    """``extract_arrays`` with the caches in front, keyed by the images' bytes."""
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
+    payload = json.dumps({"extractor": ident, "images": digest, "shape": list(images.shape),
+                          "timm": timm.__version__}, sort_keys=True)
+    key = hashlib.sha256(payload.encode()).hexdigest()[:20]
+    return _cached(key, cache_dir, lambda: extract_arrays(
+        extractor, images, image_size, device, progress=progress, desc=desc))
 
 
 def clear_memory_cache() -> None:

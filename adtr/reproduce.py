@@ -5,7 +5,7 @@ Each notebook runs in its own papermill process; the executed copy goes to
 notebook's hash, the package's hash). A notebook whose stamp matches is skipped unless
 ``force``; a failing notebook does not stop the others, and the summary names the cell
 and error of each failure. With ``jobs > 1`` notebooks run side by side, one GPU each
-where several exist.
+where several exist. ``$ADTR_NOTEBOOKS_DIR`` runs the notebooks of another folder.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ class Outcome:
 
 
 def notebooks_dir() -> Path:
-    return project_root() / "notebooks"
+    """``$ADTR_NOTEBOOKS_DIR`` if set (e.g. tests running a batch of tiny notebooks in a
+    subprocess), else the project's ``notebooks/``."""
+    chosen = os.environ.get("ADTR_NOTEBOOKS_DIR", "").strip()
+    return Path(chosen) if chosen else project_root() / "notebooks"
 
 
 def available_notebooks() -> list[str]:
@@ -58,7 +61,8 @@ def select(only: list[str] | None) -> list[str]:
 #: The modules that decide what a notebook computes and draws; the book's and the command
 #: line's code (report, cli, reproduce) do not make results stale.
 NOTEBOOK_MODULES = ("analysis", "backbones", "data", "experiments", "features", "metrics",
-                    "model", "paper", "profiles", "records", "synth", "train", "viz")
+                    "model", "oneclass", "paper", "plus", "profiles", "records", "synth",
+                    "train", "viz")
 
 
 def _stamp(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -117,8 +121,10 @@ def reproduce(profile: str, only: list[str] | None = None, force: bool = False, 
     names = select(only)
     params = {"profile": profile, **{k: v for k, v in (parameters or {}).items()
                                     if v is not None}}
-    # Validate parameters and generate offline data once, before notebooks run in parallel.
-    setup = experiments.setup(**params)
+    # Validate parameters and generate offline data once, before notebooks run in parallel
+    # (the CIFAR folders are only the one-class notebook's, which checks them itself).
+    setup = experiments.setup(**{k: v for k, v in params.items()
+                                 if k not in ("cifar_root", "cifar100_root")})
     out_dir = setup.results_dir / profile / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     gpus = _gpu_count()

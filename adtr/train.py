@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ class CategoryData:
 
     train_features: Tensor
     test_features: Tensor
+    train_samples: list[data.Sample]
     test_samples: list[data.Sample]
     labels: np.ndarray
     masks: np.ndarray
@@ -86,7 +88,8 @@ def load_category(config: RunConfig, category: str, device: torch.device,
         for split, samples in (("train", train), ("test", test))
     ]
     return CategoryData(
-        train_features=features[0], test_features=features[1], test_samples=test,
+        train_features=features[0], test_features=features[1], train_samples=train,
+        test_samples=test,
         labels=np.array([s.label for s in test]), masks=data.load_masks(test, config.image_size),
         info=info, weights_source=extractor.weights_source,
     )
@@ -111,7 +114,16 @@ class Standardizer(torch.nn.Module):
 
 def build_model(config: RunConfig, channels: int) -> tuple[ADTR, Standardizer]:
     grid = config.image_size // config.feature_stride
+    if config.variant == "adtr_plus":  # ADTR+ is the ADTR model with another objective
+        config = replace(config, variant="adtr")
     return ADTR(channels, grid, config), Standardizer(channels)
+
+
+def schedule(config: RunConfig) -> tuple[int, float, int]:
+    """(epochs, lr, lr step epoch) of a run: ADTR+ fine-tunes with its own schedule."""
+    if config.variant == "adtr_plus":
+        return config.plus_epochs, config.plus_lr, config.plus_epochs
+    return config.epochs, config.lr, config.lr_step_epoch
 
 
 def _comparable(config: RunConfig) -> dict[str, Any]:
@@ -121,7 +133,7 @@ def _comparable(config: RunConfig) -> dict[str, Any]:
     return values
 
 
-def _load_checkpoint(path: Path, then: str = "training from scratch") -> dict[str, Any] | None:
+def load_checkpoint(path: Path, then: str = "training from scratch") -> dict[str, Any] | None:
     """The checkpoint's contents, or None (saying so, and ``then``) when it is damaged."""
     if not path.is_file():
         return None
@@ -137,23 +149,44 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
+#: The loss of one training step: (model, standardised normal batch, the batch's indices
+#: into the training set, epoch, step) -> scalar. The default is the reconstruction MSE.
+StepLoss = Callable[[ADTR, Tensor, Tensor, int, int], Tensor]
+
+
+def _reconstruction_step(model: ADTR, batch: Tensor, index: Tensor, epoch: int,
+                         step: int) -> Tensor:
+    return reconstruction_loss(batch, model(batch).float())
+
+
 def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
-          device: torch.device, progress: bool = True) -> tuple[ADTR, Standardizer, dict]:
-    """Train (or resume training) on normal features; returns the model and its history."""
+          device: torch.device, progress: bool = True, *,
+          start_from: dict[str, Any] | None = None, step_loss: StepLoss = _reconstruction_step,
+          identity: dict[str, Any] | None = None) -> tuple[ADTR, Standardizer, dict]:
+    """Train (or resume training) on normal features; returns the model and its history.
+
+    Fine-tuning (ADTR+) passes ``start_from`` (a checkpoint's state to start from),
+    ``step_loss`` (its objective) and ``identity`` (what else a resumable checkpoint must
+    match, e.g. the base model's checksum).
+    """
     checkpoint_path = out_dir / "checkpoint.pt"
     seed_everything(config.seed)
     model, standardizer = build_model(config, features.shape[1])
-    if config.standardize:
+    if start_from is not None:
+        model.load_state_dict(start_from["model"])
+        standardizer.load_state_dict(start_from["standardizer"])
+    elif config.standardize:
         standardizer.fit(features)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+    epochs, lr, lr_step_epoch = schedule(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr,
                                   weight_decay=config.weight_decay, betas=(0.9, 0.999))
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epoch,
-                                                gamma=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_epoch, gamma=0.1)
     history: dict[str, list] = {"epoch_loss": []}
     start_epoch = 0
-    state = _load_checkpoint(checkpoint_path)
+    identity = {"config": _comparable(config), "category": category, **(identity or {})}
+    state = load_checkpoint(checkpoint_path)
     if state is not None:
-        same = state["config"] == _comparable(config) and state["category"] == category
+        same = all(state.get(key) == value for key, value in identity.items())
         if same:
             model.load_state_dict(state["model"])
             standardizer.load_state_dict(state["standardizer"])
@@ -161,7 +194,7 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
             history, start_epoch = state["history"], state["epoch"]
-            if start_epoch < config.epochs:
+            if start_epoch < epochs:
                 print(f"resuming {checkpoint_path} from epoch {start_epoch}", file=sys.stderr)
         else:
             print(f"checkpoint {checkpoint_path} was made with other parameters; "
@@ -171,17 +204,18 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
     inputs = standardizer(features.to(device))
     count = len(inputs)
     use_amp = device.type == "cuda"
-    bar = tqdm(range(start_epoch, config.epochs), desc=f"{category} train", disable=not progress,
-               initial=start_epoch, total=config.epochs)
+    bar = tqdm(range(start_epoch, epochs), desc=f"{category} {config.variant}",
+               disable=not progress, initial=start_epoch, total=epochs)
     for epoch in bar:
         model.train()
         # The order depends only on (seed, epoch), so a resumed run sees the same batches.
         order = torch.randperm(count, generator=torch.Generator().manual_seed(config.seed + epoch))
         losses = []
         for step, start in enumerate(range(0, count, config.batch_size)):
-            batch = inputs[order[start:start + config.batch_size].to(device)]
+            index = order[start:start + config.batch_size]
+            batch = inputs[index.to(device)]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = reconstruction_loss(batch, model(batch).float())
+                loss = step_loss(model, batch, index, epoch, step)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last "
@@ -196,10 +230,10 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
         history["epoch_loss"].append(float(np.mean(losses)))
         bar.set_postfix(loss=f"{history['epoch_loss'][-1]:.4f}")
         done = epoch + 1
-        if done % config.checkpoint_every == 0 or done == config.epochs:
+        if done % config.checkpoint_every == 0 or done == epochs:
             _save_checkpoint(checkpoint_path, {
-                "config": _comparable(config), "full_config": config.to_dict(),
-                "category": category, "epoch": done, "channels": features.shape[1],
+                **identity, "full_config": config.to_dict(),
+                "epoch": done, "channels": features.shape[1],
                 "model": model.state_dict(), "standardizer": standardizer.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(), "history": history,
@@ -243,15 +277,32 @@ def score(labels: np.ndarray, masks: np.ndarray, maps: np.ndarray,
 
 
 def fit(config: RunConfig, category: str, out_dir: str | Path, cache_dir: Path | None = None,
-        progress: bool = True) -> dict[str, Any]:
-    """Train on ``train/good``, evaluate on ``test``, write ``OUT/metrics.json``; return it."""
+        progress: bool = True, base_checkpoint: Path | None = None) -> dict[str, Any]:
+    """Train on ``train/good``, evaluate on ``test``, write ``OUT/metrics.json``; return it.
+
+    ADTR+ (``variant="adtr_plus"``) fine-tunes the ADTR model of ``base_checkpoint``;
+    without one, it first trains that model into ``OUT/base``.
+    """
     out_dir = Path(out_dir)
     started = time.perf_counter()
     device = pick_device(config.device)
     category_data = load_category(config, category, device, cache_dir, progress)
-    model, standardizer, history = train(config, category, category_data.train_features,
-                                         out_dir, device, progress)
+    extra: dict[str, Any] = {}
+    if config.variant == "adtr_plus":
+        from adtr import plus
+
+        if base_checkpoint is None:
+            base = fit(replace(config, variant="adtr"), category, out_dir / "base", cache_dir,
+                       progress)
+            base_checkpoint = Path(base["record"]["checkpoint"])
+        model, standardizer, history, extra = plus.fine_tune(
+            config, category, category_data, Path(base_checkpoint), out_dir, device,
+            cache_dir, progress)
+    else:
+        model, standardizer, history = train(config, category, category_data.train_features,
+                                             out_dir, device, progress)
     result = _evaluate(model, standardizer, config, category, category_data, device)
+    result["record"].update(extra)
     result["record"]["epochs_trained"] = len(history["epoch_loss"])
     result["record"]["loss_history"] = history["epoch_loss"]
     result["record"]["wall_time_s"] = round(time.perf_counter() - started, 2)
@@ -294,7 +345,7 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise AdtrError(f"checkpoint {checkpoint} does not exist; `adtr fit` writes one")
-    state = _load_checkpoint(checkpoint, then="cannot evaluate it")
+    state = load_checkpoint(checkpoint, then="cannot evaluate it")
     if state is None or "full_config" not in state:
         raise AdtrError(f"{checkpoint} is not a readable adtr checkpoint")
     started = time.perf_counter()

@@ -88,3 +88,48 @@ def loss_curves(histories: dict[str, list[float]]) -> Figure:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def image_grid(rows: dict[str, np.ndarray], masks: np.ndarray | None = None,
+               columns: int = 8) -> Figure:
+    """Rows of small images (each row a labelled set); masks outlined in red on the last row."""
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.3 * columns, 1.4 * len(rows)),
+                             squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(images):
+                ax.imshow(images[c], cmap="gray" if images[c].ndim == 2 else None)
+                if masks is not None and r == len(rows) - 1 and masks[c].any():
+                    ax.contour(masks[c], levels=[0.5], colors="red", linewidths=0.6)
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def paired(table: pd.DataFrame, metric: str, labels: dict[str, str]) -> Figure:
+    """One row per category/class: each variant's value (mean over seeds) and the seeds."""
+    groups = list(dict.fromkeys(table.iloc[:, 0]))
+    key = table.columns[0]
+    variants = list(dict.fromkeys(table["variant"]))
+    fig, ax = plt.subplots(figsize=(6, 0.42 * len(groups) + 1.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for v, variant in enumerate(variants):
+        rows = table[table["variant"] == variant]
+        means = 100 * rows.groupby(key, sort=False)[metric].mean().reindex(groups)
+        y = np.arange(len(groups)) + (v - (len(variants) - 1) / 2) * 0.18
+        seeds_y = y[[groups.index(g) for g in rows[key]]]
+        ax.scatter(100 * rows[metric], seeds_y, s=10, color=colours[v], alpha=0.45)
+        ax.scatter(means, y, s=45, marker="D", color=colours[v],
+                   label=f"{labels.get(variant, variant)} (mean over seeds)")
+    ax.set_yticks(np.arange(len(groups)), groups)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{metric.replace('_', ' ')} (%)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
