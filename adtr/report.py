@@ -29,26 +29,42 @@ RESULTS_ENV = "ADTR_BOOK_RESULTS"
 DEFAULT_PROFILE = "cpu"
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
-EXPERIMENTS = ("main", "attention_query", "target", "backbone", "scales", "tsne")
+EXPERIMENTS = ("main", "attention_query", "target", "backbone", "scales", "tsne", "adtr_plus",
+               "oneclass")
 NOTEBOOKS = {"main": "01_main_results", "attention_query": "02_attention_query",
              "target": "03_target", "backbone": "04_backbone", "scales": "05_scales",
-             "tsne": "06_tsne"}
+             "tsne": "06_tsne", "adtr_plus": "07_adtr_plus", "oneclass": "08_one_class"}
 TITLES = {"main": "Main results", "attention_query": "Table 4a: attention and query",
           "target": "Table 4b: reconstruction target", "backbone": "Table 4c: backbone",
-          "scales": "Table 4d: feature scales", "tsne": "Fig. 5: t-SNE of d(:, u)"}
+          "scales": "Table 4d: feature scales", "tsne": "Fig. 5: t-SNE of d(:, u)",
+          "adtr_plus": "ADTR+: fine-tuning with anomalies",
+          "oneclass": "One-class setting (CIFAR-10 table)"}
 SHORT_TITLES = {"main": "Main results", "attention_query": "Table 4a", "target": "Table 4b",
-                "backbone": "Table 4c", "scales": "Table 4d", "tsne": "Fig. 5"}
+                "backbone": "Table 4c", "scales": "Table 4d", "tsne": "Fig. 5",
+                "adtr_plus": "ADTR+", "oneclass": "One-class"}
 #: The book page (under ``book/``) that shows each experiment.
 PAGES = {"main": "main_results", "attention_query": "attention_query", "target": "target",
-         "backbone": "backbone", "scales": "scales", "tsne": "tsne"}
+         "backbone": "backbone", "scales": "scales", "tsne": "tsne", "adtr_plus": "adtr_plus",
+         "oneclass": "one_class"}
 LABELS = {"adtr": "Attn + Query (ADTR)", "cnn": "CNN", "no_attention": "w/o Attn",
           "no_query": "w/o Query", "pixels": "Pixels", "features": "Features",
           "resnet18": "ResNet-18", "resnet34": "ResNet-34", "efficientnet_b0": "EfficientNet-B0",
           "efficientnet_b4": "EfficientNet-B4", "efficientnet_lite0": "EfficientNet-Lite0",
           "efficientnet_lite1": "EfficientNet-Lite1", "efficientnet_lite2": "EfficientNet-Lite2",
           "last_layer": "Last layer", "multi_scale": "Multi-scale"}
+#: The ADTR+ pages compare two methods, not ablation variants.
+PLUS_LABELS = {"adtr": "ADTR", "adtr_plus": "ADTR+"}
+#: The one-class data sets, by the name their records give.
+DATASET_NAMES = {"digits": "scikit-learn digits", "cifar10": "CIFAR-10"}
+DATASET_DESCRIPTIONS = {"digits": "the handwritten digits bundled with scikit-learn",
+                        "cifar10": "CIFAR-10"}
+EXTERNAL_DESCRIPTIONS = {"skimage-patches": "grey patches of the natural photographs bundled "
+                                            "with scikit-image, scaled like the digits",
+                         "cifar100": "CIFAR-100 training images"}
 #: Two means closer than this (in points) count as the same number on real MVTec-AD.
 SAME_POINTS = 1.0
+#: A difference larger than this many standard deviations over seeds is not seed noise.
+NOISE_FACTOR = 2
 #: Fig. 5: k-NN accuracy in the t-SNE plane from which normal and anomalous difference
 #: vectors count as separated, and below which as not separated at all.
 SEPARATED, PARTLY_SEPARATED = 0.9, 0.7
@@ -182,6 +198,13 @@ def plural(n: int, word: str, words: str | None = None) -> str:
     return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
+def number_word(n: int) -> str:
+    """'eight' for 8; digits from 13 on."""
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+             "ten", "eleven", "twelve")
+    return words[n] if 0 <= n < len(words) else str(n)
+
+
 def ordinal(n: int) -> str:
     words = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
     return words[n - 1] if 0 < n <= len(words) else f"{n}th"
@@ -228,8 +251,38 @@ def is_synthetic(exp: Experiment) -> bool:
     return any(d.get("synthetic", False) for d in data_info(exp))
 
 
+def one_class_data(exp: Experiment) -> dict[str, Any]:
+    """The one-class setting's data set description; empty for the MVTec-layout experiments."""
+    return exp.record.get("dataset", {})
+
+
+def is_stand_in(exp: Experiment) -> bool:
+    """Whether a one-class experiment ran on the offline stand-in instead of CIFAR-10."""
+    return bool(one_class_data(exp).get("stand_in", False))
+
+
+def units(exp: Experiment) -> list[str]:
+    """The categories an experiment ran; in the one-class setting, its normal classes."""
+    dataset = one_class_data(exp)
+    if not dataset:
+        return [str(c) for c in exp.record.get("categories", [])]
+    names = dataset.get("classes", [])
+    return [str(names[c]) if isinstance(c, int) and 0 <= c < len(names) else str(c)
+            for c in exp.record.get("classes", [])]
+
+
+def unit_column(runs: pd.DataFrame) -> str:
+    """The column of a runs table that names what each model was trained on."""
+    return "class" if "class" in runs.columns else "category"
+
+
 def data_label(exp: Experiment) -> str:
-    """'synthetic' for the offline set, 'MVTec-AD' for real data, else the data set's name."""
+    """'synthetic' for the offline set, 'MVTec-AD' for real data, else the data set's name
+    ('..., stand-in' for the one-class setting's offline stand-in)."""
+    dataset = one_class_data(exp)
+    if dataset:
+        name = DATASET_NAMES.get(dataset.get("name", "?"), dataset.get("name", "?"))
+        return f"{name}, stand-in" if is_stand_in(exp) else name
     if is_synthetic(exp):
         return "synthetic"
     names = {d.get("name", "") for d in data_info(exp)}
@@ -242,6 +295,8 @@ def data_note(exp: Experiment | None) -> str:
     MVTec-AD when it is the offline set)."""
     if exp is None:
         return ""
+    if one_class_data(exp):
+        return one_class_note(exp)
     categories = ", ".join(exp.record.get("categories", []))
     infos = data_info(exp)
     name = infos[0].get("name", "?") if infos else "?"
@@ -257,11 +312,38 @@ def data_note(exp: Experiment | None) -> str:
         text = (f"The numbers on this page were computed on {name} at `{path}`, categories "
                 f"{categories} ({profile}).")
         title, kind = f"Data: {data_label(exp)}", "note"
+    return _admonition(exp, title, kind, text)
+
+
+def _admonition(exp: Experiment, title: str, kind: str, text: str) -> str:
     if exp.profile == "smoke":
         epochs = exp.record.get("config", {}).get("epochs", "?")
         text += (f" The `smoke` profile trains a tiny model for {epochs} epochs only to check "
                  f"that the code runs: its numbers mean nothing.")
     return f"```{{admonition}} {title}\n:class: {kind}\n\n{text}\n```"
+
+
+def one_class_note(exp: Experiment) -> str:
+    """The one-class page's data admonition: a loud one when the data is the stand-in."""
+    dataset, config = one_class_data(exp), exp.record.get("config", {})
+    name, source = dataset.get("name", "?"), dataset.get("source", "?")
+    described = DATASET_DESCRIPTIONS.get(name, name)
+    height, width = (dataset.get("image_shape") or ["?", "?"])[:2]
+    count = int(dataset.get("n_train", 0)) + int(dataset.get("n_test", 0))
+    external = exp.record.get("external_anomalies", {})
+    anomalies = EXTERNAL_DESCRIPTIONS.get(external.get("name"), external.get("name", "?"))
+    classes, profile = ", ".join(units(exp)), f"profile `{exp.profile}`"
+    if is_stand_in(exp):
+        text = (f"Every number and figure on this page was computed on a **stand-in, not on "
+                f"CIFAR-10**: {described} (`{source}`), {count:,} images of {height}×{width} px "
+                f"upscaled to {config.get('image_size', '?')} px, classes {classes} "
+                f"({profile}). ADTR+'s external anomalies are {anomalies}. The paper's "
+                f"numbers come from CIFAR-10, a different data set: what can be set beside "
+                f"them is the direction, ADTR+ against ADTR, not the values.")
+        return _admonition(exp, "Stand-in data, not CIFAR-10", "warning", text)
+    text = (f"The numbers on this page were computed on {described} at `{source}`, classes "
+            f"{classes} ({profile}). ADTR+'s external anomalies are {anomalies}.")
+    return _admonition(exp, f"Data: {data_label(exp)}", "note", text)
 
 
 def profile_sentence(main: Experiment | None) -> str:
@@ -334,16 +416,19 @@ def _cells_over_seeds(runs: pd.DataFrame, by: list[str], metric: str) -> pd.Seri
     return grouped.agg(lambda s: mean_std(s.mean(), s.std(ddof=0), len(s)))
 
 
-def per_category_variants(exp: Experiment, metric: str = "pixel_auroc") -> pd.DataFrame:
-    """Category x variant table of ``metric`` (mean ± std over seeds), with the mean row."""
+def per_category_variants(exp: Experiment, metric: str = "pixel_auroc",
+                          labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Category (or class) x variant table of ``metric`` (mean ± std over seeds), in the
+    order the notebook ran them, with the mean row; ``labels`` rename variants."""
     runs = exp.runs
-    cells = _cells_over_seeds(runs, ["category", "variant"], metric).unstack("variant")
+    unit = unit_column(runs)
+    cells = _cells_over_seeds(runs, [unit, "variant"], metric).unstack("variant")
     variants = list(dict.fromkeys(runs["variant"]))
-    table = cells[variants].reset_index()
+    table = cells.reindex(list(dict.fromkeys(runs[unit])))[variants].reset_index()
     means = {row["variant"]: mean_std(row[f"{metric}_mean"], row[f"{metric}_std"],
                                       int(row["seeds"])) for _, row in exp.summary.iterrows()}
     table.loc[len(table)] = ["mean", *(means[v] for v in variants)]
-    table.columns = ["Category", *(label(v) for v in variants)]
+    table.columns = [unit.capitalize(), *((labels or {}).get(v) or label(v) for v in variants)]
     return table
 
 
@@ -569,6 +654,226 @@ def tsne_statement(exp: Experiment, paper_samples: int) -> str:
     return text
 
 
+# --- ADTR+ beside ADTR --------------------------------------------------------------------
+
+#: Where the paper's ADTR / ADTR+ means come from, per experiment.
+PAPER_DATA = {"adtr_plus": "MVTec-AD", "oneclass": "CIFAR-10"}
+#: The metric of each ADTR+ experiment in the at-a-glance table.
+PLUS_OVERVIEW_METRIC = {"adtr_plus": "pixel_auroc", "oneclass": "image_auroc"}
+
+
+def signed(delta: float, spread: float | None = None) -> str:
+    """A difference in points: '+1.2', '-0.4 ± 0.3'; never '-0.0'."""
+    text = f"{round(delta, 1) or 0.0:+.1f}"
+    return text if spread is None else f"{text} ± {spread:.1f}"
+
+
+@dataclass(frozen=True)
+class PlusDifference:
+    """ADTR+ minus ADTR on one metric, in points. ADTR+ starts from the ADTR model of the
+    same category (or class) and seed, so the difference is taken run by run, averaged over
+    categories per seed; ``delta`` is its mean over seeds, ``spread`` its std over seeds."""
+
+    metric: str
+    delta: float
+    spread: float | None  # None with one seed
+    seeds: int
+
+    @property
+    def verdict(self) -> str:
+        """'improves', 'worse', or 'no clear difference': zero at one decimal, or within
+        ``NOISE_FACTOR`` standard deviations over seeds."""
+        noise = NOISE_FACTOR * self.spread if self.spread is not None else 0.0
+        if round(self.delta, 1) == 0 or abs(self.delta) <= noise:
+            return "no clear difference"
+        return "improves" if self.delta > 0 else "worse"
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict, marked when one seed cannot tell it from seed noise."""
+        if self.spread is None and self.verdict != "no clear difference":
+            return f"{self.verdict} (one seed)"
+        return self.verdict
+
+    @property
+    def shown(self) -> str:
+        return signed(self.delta, self.spread)
+
+
+def _paired_differences(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """ADTR+ − ADTR in points for every (category or class, seed) where both ran."""
+    unit = unit_column(runs)
+    paired = runs.pivot_table(index=[unit, "seed"], columns="variant", values=metric,
+                              aggfunc="mean", sort=False)
+    if not {"adtr", "adtr_plus"} <= set(paired.columns):
+        return pd.Series(dtype=float)
+    return (100 * (paired["adtr_plus"] - paired["adtr"])).dropna()
+
+
+def plus_differences(exp: Experiment) -> dict[str, PlusDifference]:
+    """Metric -> ADTR+ against ADTR, for every metric the experiment measured."""
+    runs, differences = exp.runs, {}
+    for metric in (m for m in METRICS if m in runs.columns):
+        per_seed = _paired_differences(runs, metric).groupby(level="seed").mean()
+        if per_seed.empty:
+            continue
+        spread = float(per_seed.std(ddof=0)) if len(per_seed) > 1 else None
+        differences[metric] = PlusDifference(metric, float(per_seed.mean()), spread,
+                                             len(per_seed))
+    return differences
+
+
+def paper_methods(exp: Experiment | None, name: str = "adtr_plus") -> dict[str, dict[str, float]]:
+    """The paper's means as {method: {metric: value}} in %: MVTec-AD for ``adtr_plus``,
+    CIFAR-10 image AUROC for ``oneclass``; from ``adtr.paper`` when ``exp`` is None."""
+    from adtr import paper
+
+    if exp is not None:
+        values, name = exp.paper, exp.name
+    else:
+        values = paper.MAIN_MVTEC if name == "adtr_plus" else {
+            "cifar10_image_auroc": paper.MAIN_CIFAR10}
+    if "cifar10_image_auroc" in values:
+        return {method: {"image_auroc": v} for method, v in values["cifar10_image_auroc"].items()}
+    return {method: dict(v) for method, v in values.items()}
+
+
+def _paper_gain(paper: dict[str, dict[str, float]], metric: str) -> float | None:
+    before, after = paper.get("ADTR", {}).get(metric), paper.get("ADTR+", {}).get(metric)
+    return None if before is None or after is None else after - before
+
+
+def plus_table(exp: Experiment) -> pd.DataFrame:
+    """One row per metric: the paper's ADTR and ADTR+ means beside ours (mean ± std over
+    seeds), both differences, and what ours says."""
+    paper, where, data = paper_methods(exp), PAPER_DATA.get(exp.name, "MVTec-AD"), \
+        data_label(exp)
+    summary = exp.summary.set_index("variant")
+    rows = []
+    for metric, difference in plus_differences(exp).items():
+        def ours(variant: str, metric: str = metric) -> str:
+            row = summary.loc[variant]
+            return mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], int(row["seeds"]))
+
+        def theirs(method: str, metric: str = metric) -> str:
+            value = paper.get(method, {}).get(metric)
+            return "not reported" if value is None else f"{value:.1f}"
+
+        gain = _paper_gain(paper, metric)
+        rows.append({"Metric": METRIC_NAMES[metric],
+                     f"Paper ADTR ({where})": theirs("ADTR"),
+                     f"Paper ADTR+ ({where})": theirs("ADTR+"),
+                     "Paper ADTR+ − ADTR": "—" if gain is None else signed(gain),
+                     f"Ours ADTR ({data})": ours("adtr"), f"Ours ADTR+ ({data})": ours("adtr_plus"),
+                     "Ours ADTR+ − ADTR": difference.shown,
+                     "ADTR+ here": difference.verdict_text})
+    return pd.DataFrame(rows)
+
+
+def plus_table_by_method(exp: Experiment) -> pd.DataFrame:
+    """The means of ``plus_table`` on their side, for few metrics: one row for ADTR, one for
+    ADTR+, one for their difference; the paper's column beside ours for each metric."""
+    paper, where, data = paper_methods(exp), PAPER_DATA.get(exp.name, "MVTec-AD"), \
+        data_label(exp)
+    summary = exp.summary.set_index("variant")
+    rows: list[dict[str, str]] = [{"": "ADTR"}, {"": "ADTR+"}, {"": "ADTR+ − ADTR"}]
+    for metric, difference in plus_differences(exp).items():
+        name = METRIC_NAMES[metric]
+        if _paper_gain(paper, metric) is not None:
+            column = f"Paper {name} ({where})"
+            rows[0][column] = f"{paper['ADTR'][metric]:.1f}"
+            rows[1][column] = f"{paper['ADTR+'][metric]:.1f}"
+            rows[2][column] = signed(_paper_gain(paper, metric))
+        column = f"Ours {name} ({data})"
+        for row, variant in ((rows[0], "adtr"), (rows[1], "adtr_plus")):
+            values = summary.loc[variant]
+            row[column] = mean_std(values[f"{metric}_mean"], values[f"{metric}_std"],
+                                   int(values["seeds"]))
+        rows[2][column] = difference.shown
+    return pd.DataFrame(rows)
+
+
+def plus_per_unit(exp: Experiment, metric: str) -> pd.DataFrame:
+    """Category (or class) x ADTR, ADTR+ (mean ± std over seeds) and their difference (its
+    mean ± std over seeds), with the mean row."""
+    table = per_category_variants(exp, metric, PLUS_LABELS)
+    unit = unit_column(exp.runs)
+    paired = _paired_differences(exp.runs, metric)
+    cells = paired.groupby(level=unit, sort=False).agg(
+        lambda s: signed(s.mean(), s.std(ddof=0) if len(s) > 1 else None))
+    overall = plus_differences(exp).get(metric)
+    table["ADTR+ − ADTR"] = [*(cells.get(u, "—") for u in table.iloc[:-1, 0]),
+                             overall.shown if overall is not None else "—"]
+    return table
+
+
+def _names(metrics: Iterable[str]) -> str:
+    names = [METRIC_NAMES[m] for m in metrics]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def plus_statement(exp: Experiment) -> str:
+    """Whether ADTR+ improves on ADTR here, metric by metric, against the paper's claim."""
+    differences = plus_differences(exp)
+    if not differences:
+        return "**Cannot be compared.** ADTR and ADTR+ were not both run on the same data."
+    paper, where = paper_methods(exp), PAPER_DATA.get(exp.name, "MVTec-AD")
+    phrases = {"improves": "improves on ADTR in {}",
+               "no clear difference": "shows no clear difference from ADTR in {}",
+               "worse": "is worse than ADTR in {}"}
+    groups = {v: [m for m, d in differences.items() if d.verdict == v] for v in phrases}
+    head = "; ".join(phrases[v].format(_names(ms)) for v, ms in groups.items() if ms)
+    parts = [f"**Here ADTR+ {head}.**"]
+    claimed = [m for m in differences if _paper_gain(paper, m) is not None]
+    if claimed:
+        said = ", ".join(f"{METRIC_NAMES[m]} {paper['ADTR'][m]:.1f} → {paper['ADTR+'][m]:.1f} "
+                         f"({signed(_paper_gain(paper, m))})" for m in claimed)
+        parts.append(f"The paper reports ADTR+ above ADTR on {where}: {said}.")
+    ours = ", ".join(f"{METRIC_NAMES[m]} {d.shown}" for m, d in differences.items())
+    seeds = next(iter(differences.values())).seeds
+    if seeds > 1:
+        parts.append(f"Ours, ADTR+ − ADTR as the mean ± std over {seeds} seeds of the "
+                     f"difference between runs of the same seed: {ours} points; a difference "
+                     f"within {NOISE_FACTOR} standard deviations of zero counts as no clear "
+                     f"difference.")
+    else:
+        parts.append(f"Ours, ADTR+ − ADTR: {ours} points. Each ran with one seed, so how much "
+                     f"of these differences is seed noise is unknown.")
+    held = [m for m in claimed if differences[m].verdict == "improves"]
+    if len(claimed) == 1:
+        parts.append(f"The paper's claim that ADTR+ improves on ADTR "
+                     f"{'holds' if held else 'does not hold'} here.")
+    elif claimed:
+        parts.append(f"The paper's claim that ADTR+ improves on ADTR holds here for "
+                     f"{len(held)} of the {len(claimed)} metrics it reports"
+                     + (f" ({_names(held)})." if held else "."))
+    if is_synthetic(exp) or is_stand_in(exp):
+        parts.append(f"Our data are not {where}, so only the direction of these differences "
+                     f"can be set beside the paper's, not their size.")
+    return " ".join(parts)
+
+
+def plus_settings(exp: Experiment | None, profile: str | None = None) -> dict[str, str]:
+    """What the ADTR+ prose quotes, from the run's resolved parameters (from ``profile``'s,
+    the book's by default, when ``exp`` is None): ``alpha``, ``top_k``, ``plus_lr``, and
+    ``plus_epochs`` and ``epochs`` as '300 epochs'."""
+    from adtr import profiles
+    from adtr.errors import ConfigError
+
+    if exp is not None:
+        config = exp.record.get("config", {})
+    else:
+        try:
+            config = profiles.resolve(profile or book_profile()).to_dict()
+        except ConfigError:
+            config = {}
+    keys = {"alpha": "plus_alpha", "top_k": "plus_top_k", "plus_lr": "plus_lr"}
+    settings = {name: f"{config[key]:g}" if key in config else "?" for name, key in keys.items()}
+    for name in ("plus_epochs", "epochs"):
+        settings[name] = plural(int(config[name]), "epoch") if name in config else "? epochs"
+    return settings
+
+
 # --- at a glance -----------------------------------------------------------------------------
 
 def overview(experiments: dict[str, Experiment | None], paper_samples: int) -> pd.DataFrame:
@@ -587,6 +892,8 @@ def overview(experiments: dict[str, Experiment | None], paper_samples: int) -> p
                        if knn >= PARTLY_SEPARATED else "does not agree")
             rows.append({"Claim": link, "Paper": f"plot of {paper_samples} vectors, no number",
                          "Ours": f"k-NN accuracy {percent(knn)}%", "Verdict": verdict})
+        elif name in PAPER_DATA:
+            rows.append(_overview_plus(exp, link))
         else:
             rows.append(_overview_ablation(exp, link))
     return pd.DataFrame(rows)
@@ -600,6 +907,8 @@ def _paper_claim(name: str, paper_samples: int) -> str:
         return f"pixel AUROC {paper.MAIN_MVTEC['ADTR']['pixel_auroc']:.1f}"
     if name == "tsne":
         return f"plot of {paper_samples} vectors, no number"
+    if name in PAPER_DATA:
+        return _paper_plus_claim(name, paper_methods(None, name))
     values = paper.TABLE4_PIXEL_AUROC[name]
     best = max(values, key=values.get)
     return f"{label(best)}: first of {len(values)} ({values[best]:.1f})"
@@ -613,6 +922,28 @@ def _overview_main(exp: Experiment, link: str) -> dict[str, str]:
         <= SAME_POINTS else "does not agree")
     return {"Claim": link, "Paper": f"pixel AUROC {paper.get('pixel_auroc', '—')}",
             "Ours": f"pixel AUROC {ours} ({data_label(exp)})", "Verdict": verdict}
+
+
+def _paper_plus_claim(name: str, paper: dict[str, dict[str, float]]) -> str:
+    metric = PLUS_OVERVIEW_METRIC[name]
+    gain = _paper_gain(paper, metric)
+    return (f"ADTR+ − ADTR: {'—' if gain is None else signed(gain)} {METRIC_NAMES[metric]} "
+            f"({PAPER_DATA[name]})")
+
+
+def _overview_plus(exp: Experiment, link: str) -> dict[str, str]:
+    metric = PLUS_OVERVIEW_METRIC[exp.name]
+    difference = plus_differences(exp).get(metric)
+    paper = _paper_plus_claim(exp.name, paper_methods(exp))
+    if difference is None:
+        return {"Claim": link, "Paper": paper, "Ours": "not run", "Verdict": "—"}
+    verdict = {"improves": "agrees", "worse": "does not agree"}.get(difference.verdict,
+                                                                     difference.verdict)
+    if difference.spread is None and difference.verdict != "no clear difference":
+        verdict += " (one seed)"
+    return {"Claim": link, "Paper": paper,
+            "Ours": f"ADTR+ − ADTR: {difference.shown} {METRIC_NAMES[metric]} "
+                    f"({data_label(exp)})", "Verdict": verdict}
 
 
 def _overview_ablation(exp: Experiment, link: str) -> dict[str, str]:
@@ -677,36 +1008,81 @@ def _software(exp: Experiment) -> tuple[list[str], list[str]]:
 
 
 def _epochs(exp: Experiment) -> str:
-    trained = _unique(r.get("epochs_trained") for r in _run_records(exp))
-    planned = exp.record.get("config", {}).get("epochs", "?")
-    return ", ".join(str(e) for e in trained) if trained else f"{planned} (as main results)"
+    """Epochs trained; ADTR+ runs as 'base + fine-tuning'."""
+    runs = _run_records(exp)
+    trained = _unique(r.get("epochs_trained") for r in runs if "base_epochs" not in r)
+    tuned = _unique(f"{r['base_epochs']} + {r.get('epochs_trained')} fine-tuning" for r in runs
+                    if "base_epochs" in r)
+    if not runs:
+        return f"{exp.record.get('config', {}).get('epochs', '?')} (as main results)"
+    parts = [", ".join(str(e) for e in trained)] if trained else []
+    if tuned:
+        parts.append(f"ADTR+: {', '.join(tuned)}")
+    return "; ".join(parts)
+
+
+def _plus_anomalies(exp: Experiment) -> str:
+    """Where an experiment's ADTR+ runs took their anomalies from ('' without ADTR+)."""
+    kinds = []
+    for run in _run_records(exp):
+        anomalies = run.get("anomalies")
+        if not anomalies:
+            continue
+        if anomalies.get("kind") == "confetti":
+            kinds.append("confetti noise on the training images (pixel labels, L_px)")
+        else:
+            kinds.append(f"{anomalies.get('name', '?')}, {anomalies.get('n_images', '?')} "
+                         f"images (image labels, L_img)")
+    return "; ".join(_unique(kinds))
+
+
+def _data_fields(exp: Experiment) -> dict[str, str]:
+    """The provenance fields about the data: what, where, which categories, how many images."""
+    dataset = one_class_data(exp)
+    if dataset:
+        used = sorted({int(r["data"]["n_train_used"]) for r in _run_records(exp)
+                       if "n_train_used" in r.get("data", {})})
+        each = (f"{used[0]}" if len(used) == 1 else f"{used[0]}–{used[-1]}") if used else "?"
+        kind = "stand-in for CIFAR-10" if is_stand_in(exp) else "real"
+        return {"Data": f"{dataset.get('name', '?')} ({kind})",
+                "Data path": str(dataset.get("source", "?")),
+                "Classes": ", ".join(units(exp)),
+                "Images (train / test)": f"{dataset.get('n_train', '?')} / "
+                                         f"{dataset.get('n_test', '?')} (each class's model "
+                                         f"trains on its own {each} images)"}
+    infos, config = data_info(exp), exp.record.get("config", {})
+    n_train = sum(int(d.get("n_train", 0)) for d in infos)
+    limit = int(config.get("max_train_images") or 0)
+    n_used = sum(min(int(d.get("n_train", 0)), limit or int(d.get("n_train", 0))) for d in infos)
+    n_test = sum(int(d.get("n_test_good", 0)) + int(d.get("n_test_anomalous", 0)) for d in infos)
+    data_name = infos[0].get("name", "?") if infos else "?"
+    return {
+        "Data": f"{data_name} ({'synthetic' if is_synthetic(exp) else 'real'})",
+        "Data path": ", ".join(_unique(d.get("path") for d in infos)),
+        "Categories": ", ".join(exp.record.get("categories", [])),
+        "Images (train / test)": f"{n_used} / {n_test}" + (
+            f" (the first {limit} of each category's {n_train // max(len(infos), 1)} training "
+            "images)" if limit else ""),
+    }
 
 
 def provenance(exp: Experiment, others: Iterable[Experiment] = ()) -> dict[str, str]:
     """Everything that produced an experiment's numbers, as display strings."""
-    record, infos = exp.record, data_info(exp)
+    record = exp.record
     versions, commits = _software(exp)
-    n_train = sum(int(d.get("n_train", 0)) for d in infos)
     config = record.get("config", {})
-    limit = int(config.get("max_train_images") or 0)
-    n_used = sum(min(int(d.get("n_train", 0)), limit or int(d.get("n_train", 0))) for d in infos)
     size, stride = config.get("image_size", "?"), config.get("feature_stride", 16)
     grid = size // stride if isinstance(size, int) else "?"
-    n_test = sum(int(d.get("n_test_good", 0)) + int(d.get("n_test_anomalous", 0)) for d in infos)
-    data_name = infos[0].get("name", "?") if infos else "?"
+    anomalies = _plus_anomalies(exp)
     return {
         "Experiment": exp.title,
         "Notebook": f"notebooks/{exp.notebook}.ipynb",
         "Profile": exp.profile,
-        "Data": f"{data_name} ({'synthetic' if is_synthetic(exp) else 'real'})",
-        "Data path": ", ".join(_unique(d.get("path") for d in infos)),
-        "Categories": ", ".join(record.get("categories", [])),
-        "Images (train / test)": f"{n_used} / {n_test}" + (
-            f" (the first {limit} of each category's {n_train // max(len(infos), 1)} training "
-            "images)" if limit else ""),
+        **_data_fields(exp),
         "Input size": f"{size} px ({grid}×{grid} feature grid)",
         "Backbone and weights": "; ".join(f"{n}: {w}" for n, w in backbones(exp, others)),
         "Epochs trained": _epochs(exp),
+        **({"ADTR+ anomalies": anomalies} if anomalies else {}),
         "Seeds": ", ".join(str(s) for s in record.get("seeds", [])),
         "Runs": str(len(exp.runs)) if not exp.runs.empty else "reuses the main runs",
         "Device": "; ".join(_devices(exp)),
@@ -819,6 +1195,39 @@ def benchmark_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return flat, table
 
 
+#: Short headers for the benchmark tables' long field names (others: "_" shown as " ").
+_BENCHMARK_HEADERS = {
+    "images_per_s": "images/s",
+    "speedup_vs_backbone_in_the_loop": "x backbone in the loop",
+    "reconstruction_plus_scoring_vs_backbone": "(recon. + score) / backbone",
+    "share_backbone": "backbone share",
+    "share_reconstruction": "recon. share",
+    "share_map + score": "map + score share",
+    "seconds_total": "total s",
+    "seconds_image_auroc": "image AUROC s",
+    "seconds_pixel_auroc": "pixel AUROC s",
+    "seconds_aupro": "AUPRO s",
+    "peak_rss_gib": "peak RSS GiB",
+}
+
+
+def benchmark_sections(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """A benchmark table split by its ``benchmark`` column (training, inference, ...): each
+    part keeps only the columns it fills, with short headers, so that none is wider than the
+    page. A table without that column is one part named ""."""
+    if table.empty:
+        return []
+    if "benchmark" not in table.columns:
+        return [("", table)]
+    parts = []
+    for name, part in table.groupby("benchmark", sort=False):
+        part = part.drop(columns="benchmark")
+        part = part.loc[:, (part != "").any()].reset_index(drop=True)
+        parts.append((str(name), part.rename(
+            columns=lambda c: _BENCHMARK_HEADERS.get(c, c.replace("_", " ")))))
+    return parts
+
+
 def _tidy(value: Any) -> str:
     """A benchmark cell: floats to 3 significant digits, missing values blank."""
     if isinstance(value, float):
@@ -883,8 +1292,9 @@ def produced_by(exp: Experiment, others: Iterable[Experiment] = ()) -> str:
     """One paragraph: what produced the page's numbers, with the executed notebook."""
     info = provenance(exp, others)
     runs = f"{info['Runs']} runs" if not exp.runs.empty else "the main results' models"
+    which = "Classes" if "Classes" in info else "Categories"
     text = (f"**Produced by** `{info['Notebook']}` (profile `{exp.profile}`, {runs}). "
-            f"Data: {info['Data']}, categories {info['Categories']}. Backbone and weights: "
+            f"Data: {info['Data']}, {which.lower()} {info[which]}. Backbone and weights: "
             f"{info['Backbone and weights']}. Input: {info['Input size']}; images "
             f"(train / test): {info['Images (train / test)']}. Epochs: "
             f"{info['Epochs trained']}; seeds: "
@@ -1125,6 +1535,15 @@ def profiles_table() -> pd.DataFrame:
     return pd.DataFrame([{"Parameter": f"`{k}`", **{f"`{n}`": _show_value(c[k])
                                                     for n, c in configs.items()}}
                          for k in keys])
+
+
+def notebooks_table() -> pd.DataFrame:
+    """Every experiment notebook with the page that shows it and the folder it writes
+    (under ``results/<profile>/``)."""
+    return pd.DataFrame([{"Notebook": f"`{notebook}`",
+                          "Page": f"{{doc}}`{TITLES[name]} <{PAGES[name]}>`",
+                          "Writes": f"`{name}/`"}
+                         for name, notebook in NOTEBOOKS.items()])
 
 
 def notebook_times(experiments: dict[str, Experiment | None]) -> pd.DataFrame:

@@ -111,6 +111,9 @@ def image_grid(rows: dict[str, np.ndarray], masks: np.ndarray | None = None,
     return fig
 
 
+METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
+
+
 def paired(table: pd.DataFrame, metric: str, labels: dict[str, str]) -> Figure:
     """One row per category/class: each variant's value (mean over seeds) and the seeds."""
     groups = list(dict.fromkeys(table.iloc[:, 0]))
@@ -127,9 +130,11 @@ def paired(table: pd.DataFrame, metric: str, labels: dict[str, str]) -> Figure:
         ax.scatter(means, y, s=45, marker="D", color=colours[v],
                    label=f"{labels.get(variant, variant)} (mean over seeds)")
     ax.set_yticks(np.arange(len(groups)), groups)
+    ax.set_ylabel(key)
     ax.invert_yaxis()
-    ax.set_xlabel(f"{metric.replace('_', ' ')} (%)")
+    ax.set_xlabel(f"{METRIC_NAMES.get(metric, metric)} (%); small dots: single seeds")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(variants),
+              frameon=False)
     fig.tight_layout()
     return fig

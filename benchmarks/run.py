@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -32,14 +33,17 @@ def _sync(device: torch.device) -> None:
 
 
 def _timed(fn, device: torch.device, repeats: int) -> float:
-    """Seconds per call: one warm-up call, then the mean of ``repeats`` calls."""
+    """Seconds per call: one warm-up call, then the median of ``repeats`` timed calls
+    (the median ignores a call slowed down by another process)."""
     fn()
     _sync(device)
-    started = time.perf_counter()
+    seconds = []
     for _ in range(repeats):
+        started = time.perf_counter()
         fn()
-    _sync(device)
-    return (time.perf_counter() - started) / repeats
+        _sync(device)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
 
 
 def _setup(profile: str, device: torch.device) -> tuple[profiles.RunConfig, FeatureExtractor,
@@ -85,6 +89,7 @@ def training_rows(profile: str, device: torch.device, images: int, amp: bool,
         seconds = _timed(fn, device, repeats)
         rows.append({"benchmark": "training", "profile": profile, "mode": name,
                      "precision": "bf16" if amp else "fp32", "images_per_s": images / seconds})
+    rows[0]["speedup_vs_backbone_in_the_loop"] = rows[0]["images_per_s"] / rows[1]["images_per_s"]
     return rows
 
 

@@ -304,3 +304,217 @@ def test_choices_and_figure() -> None:
     fig = report.architecture_figure(config, 272, [2, 4, 8, 16])
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "C = 272" in texts and "Encoder × 4" in texts and "Auxiliary query" in texts
+
+
+# --- ADTR+ and the one-class setting ----------------------------------------------------------
+
+def _plus_results(experiment: str, values: dict[tuple[str, str, int], dict[str, float]],
+                  paper: dict, record: dict) -> dict:
+    """A results.json of ADTR vs ADTR+ from (variant, category or class, seed) -> metrics."""
+    unit = "class" if experiment == "oneclass" else "category"
+    runs = pd.DataFrame([{"variant": v, unit: u, "seed": s, **m, "wall_time_s": 10.0}
+                         for (v, u, s), m in values.items()])
+    metrics = [m for m in report.METRICS if m in runs.columns]
+    per_seed = runs.groupby(["variant", "seed"], sort=False)[metrics].mean()
+    grouped = per_seed.groupby(level=0, sort=False)
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
+    summary["seeds"] = grouped.size()
+    fits = []
+    for (v, u, s), m in values.items():
+        fit = {**_fit(v, u, s, 0.0), "metrics": m, "epochs_trained": 2 if v == "adtr_plus" else 5}
+        if v == "adtr_plus":
+            fit.update(base_epochs=5, anomalies={"kind": "confetti", "labels": "pixel"}
+                       if experiment == "adtr_plus" else
+                       {"kind": "external", "name": "cifar100", "n_images": 5000})
+        fits.append(fit)
+    config = {"profile": "cpu", "backbone": "efficientnet_lite0", "image_size": 64,
+              "epochs": 5, "plus_epochs": 2, "plus_lr": 0.001, "plus_alpha": 0.003,
+              "plus_top_k": 20}
+    return {"experiment": experiment, "summary": summary.reset_index().to_dict("records"),
+            "runs": runs.to_dict("records"), "paper": paper,
+            "record": {"experiment": experiment, "profile": "cpu", "config": config,
+                       "seeds": sorted({s for _, _, s in values}),
+                       "environment": _fit("adtr", "a", 0, 0)["environment"],
+                       "wall_time_s": 10.0 * len(values), "runs": fits, **record}}
+
+
+def _plus_values() -> dict[tuple[str, str, int], dict[str, float]]:
+    """ADTR+ against ADTR over 2 categories x 2 seeds: image AUROC +5 points in every run;
+    pixel AUROC per seed +4 and +0 (mean 2 ± 2: within the noise); AUPRO -2 and -4."""
+    adtr = {("a", 0): (0.80, 0.90, 0.60), ("a", 1): (0.82, 0.90, 0.60),
+            ("b", 0): (0.90, 0.80, 0.40), ("b", 1): (0.92, 0.80, 0.40)}
+    change = {("a", 0): (0.05, 0.03, -0.02), ("a", 1): (0.05, -0.01, -0.04),
+              ("b", 0): (0.05, 0.05, -0.02), ("b", 1): (0.05, 0.01, -0.04)}
+    values = {}
+    for (unit, seed), base in adtr.items():
+        values[("adtr", unit, seed)] = dict(zip(report.METRICS, base, strict=True))
+        values[("adtr_plus", unit, seed)] = {m: b + c for m, b, c in zip(
+            report.METRICS, base, change[(unit, seed)], strict=True)}
+    return values
+
+
+def _one_class(stand_in: bool = True) -> dict:
+    """Three classes, one seed: ADTR 90 / 80 / 70, ADTR+ 95 / 80 / 71 (mean +2 points)."""
+    names = ["plane", "car", "bird"]
+    adtr, plus = (0.90, 0.80, 0.70), (0.95, 0.80, 0.71)
+    values = {(variant, name, 0): {"image_auroc": value}
+              for variant, scores in (("adtr", adtr), ("adtr_plus", plus))
+              for name, value in zip(names, scores, strict=True)}
+    dataset = {"name": "digits" if stand_in else "cifar10",
+               "source": "sklearn.datasets.load_digits" if stand_in else "/data/cifar",
+               "stand_in": stand_in, "classes": names, "n_train": 898, "n_test": 899,
+               "image_shape": [8, 8, 3]}
+    record = {"dataset": dataset, "classes": [0, 1, 2],
+              "external_anomalies": {"name": "skimage-patches" if stand_in else "cifar100",
+                                     "n_images": 1000}}
+    return _plus_results("oneclass", values,
+                         {"cifar10_image_auroc": {"ADTR": 94.7, "ADTR+": 96.1}}, record)
+
+
+@pytest.fixture
+def plus_results(tmp_path: Path) -> Path:
+    """results/cpu/ with ADTR+ (synthetic, 2 seeds) and the one-class stand-in (1 seed)."""
+    paper = {"ADTR": {"image_auroc": 96.4, "pixel_auroc": 97.2},
+             "ADTR+": {"image_auroc": 96.9, "pixel_auroc": 97.5}}
+    record = {"categories": ["a", "b"], "data": {c: _data(c) for c in ("a", "b")}}
+    _write(tmp_path, "adtr_plus", _plus_results("adtr_plus", _plus_values(), paper, record),
+           60.0)
+    _write(tmp_path, "oneclass", _one_class())
+    return tmp_path
+
+
+def test_plus_differences_are_paired_by_seed(plus_results: Path) -> None:
+    differences = report.plus_differences(report.load("adtr_plus", "cpu", plus_results))
+    image, pixel, aupro = (differences[m] for m in report.METRICS)
+    assert (image.delta, image.spread, image.seeds) == (pytest.approx(5.0), pytest.approx(0.0),
+                                                        2)
+    assert image.verdict == "improves" and image.shown == "+5.0 ± 0.0"
+    assert (pixel.delta, pixel.spread) == (pytest.approx(2.0), pytest.approx(2.0))
+    assert pixel.verdict == "no clear difference"  # 2 points, within 2 x 2.0
+    assert aupro.shown == "-3.0 ± 1.0" and aupro.verdict == "worse"
+
+
+def test_plus_difference_verdicts() -> None:
+    assert report.PlusDifference("image_auroc", 0.04, None, 1).verdict == "no clear difference"
+    assert report.PlusDifference("image_auroc", -0.04, None, 1).shown == "+0.0"
+    one = report.PlusDifference("image_auroc", -0.6, None, 1)
+    assert one.verdict == "worse" and one.verdict_text == "worse (one seed)"
+    assert report.PlusDifference("image_auroc", 2.1, 1.0, 3).verdict == "improves"
+    assert report.PlusDifference("image_auroc", 2.0, 1.0, 3).verdict == "no clear difference"
+
+
+def test_plus_table_and_statement(plus_results: Path) -> None:
+    exp = report.load("adtr_plus", "cpu", plus_results)
+    table = report.plus_table(exp).set_index("Metric")
+    assert list(table.index) == ["image AUROC", "pixel AUROC", "AUPRO"]
+    pixel = table.loc["pixel AUROC"]
+    assert pixel["Paper ADTR (MVTec-AD)"] == "97.2" and pixel["Paper ADTR+ (MVTec-AD)"] == "97.5"
+    assert pixel["Paper ADTR+ − ADTR"] == "+0.3"
+    assert pixel["Ours ADTR (synthetic)"] == "85.0 ± 0.0"
+    assert pixel["Ours ADTR+ (synthetic)"] == "87.0 ± 2.0"
+    assert pixel["Ours ADTR+ − ADTR"] == "+2.0 ± 2.0"
+    assert table.loc["AUPRO", "Paper ADTR (MVTec-AD)"] == "not reported"
+    assert table.loc["AUPRO", "Paper ADTR+ − ADTR"] == "—"
+    assert list(table["ADTR+ here"]) == ["improves", "no clear difference", "worse"]
+    text = report.plus_statement(exp)
+    assert text.startswith("**Here ADTR+ improves on ADTR in image AUROC; shows no clear "
+                           "difference from ADTR in pixel AUROC; is worse than ADTR in AUPRO.**")
+    assert "image AUROC 96.4 → 96.9 (+0.5), pixel AUROC 97.2 → 97.5 (+0.3)" in text
+    assert "mean ± std over 2 seeds" in text
+    assert "image AUROC +5.0 ± 0.0, pixel AUROC +2.0 ± 2.0, AUPRO -3.0 ± 1.0 points" in text
+    assert "holds here for 1 of the 2 metrics it reports (image AUROC)" in text
+    assert "Our data are not MVTec-AD" in text
+
+
+def test_plus_per_category(plus_results: Path) -> None:
+    exp = report.load("adtr_plus", "cpu", plus_results)
+    table = report.plus_per_unit(exp, "pixel_auroc").set_index("Category")
+    assert list(table.columns) == ["ADTR", "ADTR+", "ADTR+ − ADTR"]
+    assert table.loc["a", "ADTR+"] == "91.0 ± 2.0"  # 0.93 and 0.89
+    assert table.loc["a", "ADTR+ − ADTR"] == "+1.0 ± 2.0"
+    assert table.loc["b", "ADTR+ − ADTR"] == "+3.0 ± 2.0"
+    assert table.loc["mean", "ADTR"] == "85.0 ± 0.0"
+    assert table.loc["mean", "ADTR+ − ADTR"] == "+2.0 ± 2.0"
+
+
+def test_plus_settings_come_from_the_record_or_the_profile(plus_results: Path) -> None:
+    from adtr import profiles
+
+    ours = report.plus_settings(report.load("adtr_plus", "cpu", plus_results))
+    assert ours == {"alpha": "0.003", "top_k": "20", "plus_lr": "0.001",
+                    "plus_epochs": "2 epochs", "epochs": "5 epochs"}
+    paper = profiles.resolve("paper")
+    assert report.plus_settings(None, "paper")["plus_epochs"] == f"{paper.plus_epochs} epochs"
+    assert report.plus_settings(None, "no-such-profile")["alpha"] == "?"
+
+
+def test_one_class_tables_and_statement(plus_results: Path) -> None:
+    exp = report.load("oneclass", "cpu", plus_results)
+    assert report.units(exp) == ["plane", "car", "bird"]
+    assert report.data_label(exp) == "scikit-learn digits, stand-in"
+    table = report.plus_per_unit(exp, "image_auroc").set_index("Class")
+    assert list(table.index) == ["plane", "car", "bird", "mean"]
+    assert list(table.loc["plane"]) == ["90.0", "95.0", "+5.0"]
+    assert table.loc["car", "ADTR+ − ADTR"] == "+0.0"
+    assert list(table.loc["mean"]) == ["80.0", "82.0", "+2.0"]
+    row = report.plus_table(exp).iloc[0]
+    assert row["Paper ADTR (CIFAR-10)"] == "94.7" and row["Paper ADTR+ − ADTR"] == "+1.4"
+    assert row["Ours ADTR+ (scikit-learn digits, stand-in)"] == "82.0"
+    assert row["ADTR+ here"] == "improves (one seed)"
+    side = report.plus_table_by_method(exp).set_index("")
+    assert list(side.index) == ["ADTR", "ADTR+", "ADTR+ − ADTR"]
+    assert list(side["Paper image AUROC (CIFAR-10)"]) == ["94.7", "96.1", "+1.4"]
+    assert list(side["Ours image AUROC (scikit-learn digits, stand-in)"]) == ["80.0", "82.0",
+                                                                             "+2.0"]
+    text = report.plus_statement(exp)
+    assert text.startswith("**Here ADTR+ improves on ADTR in image AUROC.**")
+    assert "image AUROC 94.7 → 96.1 (+1.4)" in text
+    assert "Each ran with one seed" in text
+    assert "The paper's claim that ADTR+ improves on ADTR holds here." in text
+    assert "Our data are not CIFAR-10" in text
+
+
+def test_one_class_notes(plus_results: Path, tmp_path: Path) -> None:
+    note = report.data_note(report.load("oneclass", "cpu", plus_results))
+    assert note.startswith("```{admonition} Stand-in data, not CIFAR-10\n:class: warning")
+    assert "handwritten digits bundled with scikit-learn" in note
+    assert "1,797 images of 8×8 px upscaled to 64 px" in note
+    assert "the direction, ADTR+ against ADTR, not the values" in note
+    _write(tmp_path / "real", "oneclass", _one_class(stand_in=False))
+    real = report.load("oneclass", "cpu", tmp_path / "real")
+    assert report.data_label(real) == "CIFAR-10"
+    assert report.data_note(real).startswith("```{admonition} Data: CIFAR-10\n:class: note")
+    assert "CIFAR-100 training images" in report.data_note(real)
+    assert "Our data are not" not in report.plus_statement(real)
+
+
+def test_plus_overview_provenance_and_missing(plus_results: Path, tmp_path: Path) -> None:
+    experiments = report.load_all("cpu", plus_results)
+    rows = report.overview(experiments, 600).set_index("Claim")
+    plus = rows.loc["{doc}`ADTR+: fine-tuning with anomalies <adtr_plus>`"]
+    assert plus["Paper"] == "ADTR+ − ADTR: +0.3 pixel AUROC (MVTec-AD)"
+    assert plus["Ours"] == "ADTR+ − ADTR: +2.0 ± 2.0 pixel AUROC (synthetic)"
+    assert plus["Verdict"] == "no clear difference"
+    one = rows.loc["{doc}`One-class setting (CIFAR-10 table) <one_class>`"]
+    assert one["Verdict"] == "agrees (one seed)"
+    info = report.provenance(experiments["adtr_plus"], [])
+    assert info["Epochs trained"] == "5; ADTR+: 5 + 2 fine-tuning"
+    assert info["ADTR+ anomalies"].startswith("confetti noise on the training images")
+    info = report.provenance(experiments["oneclass"], [])
+    assert info["Classes"] == "plane, car, bird"
+    assert info["Data"] == "digits (stand-in for CIFAR-10)"
+    assert "classes plane, car, bird" in report.produced_by(experiments["oneclass"])
+    assert list(report.provenance_summary(experiments)["Data"]) == [
+        "synthetic", "scikit-learn digits, stand-in"]
+    assert report.load("adtr_plus", "cpu", tmp_path / "nothing") is None
+    missing = report.overview(report.load_all("cpu", tmp_path / "nothing"), 600)
+    one = missing.set_index("Claim").loc["{doc}`One-class setting (CIFAR-10 table) <one_class>`"]
+    assert one["Ours"] == "not run"
+    assert one["Paper"] == "ADTR+ − ADTR: +1.4 image AUROC (CIFAR-10)"
+    assert report.paper_methods(None, "oneclass") == {"ADTR": {"image_auroc": 94.7},
+                                                      "ADTR+": {"image_auroc": 96.1}}
+    assert "--only 08_one_class`" in report.missing_note("oneclass", "cpu")
+    notebooks = report.notebooks_table().set_index("Notebook")
+    assert notebooks.loc["`07_adtr_plus`", "Writes"] == "`adtr_plus/`"
+    assert notebooks.loc["`08_one_class`", "Page"] == \
+        "{doc}`One-class setting (CIFAR-10 table) <one_class>`"
