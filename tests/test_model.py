@@ -75,3 +75,32 @@ def test_gaussian_blur_keeps_mass_and_constants() -> None:
     assert blurred[0, 0, 16, 16] < 0.05
     flat = gaussian_blur(torch.full((1, 1, 20, 20), 3.0), 1.5)
     np.testing.assert_allclose(flat.numpy(), 3.0, rtol=1e-5)
+
+
+def test_cpu_dropout_drops_p_scales_the_rest_and_follows_the_torch_seed() -> None:
+    from adtr.model import Dropout
+
+    dropout = Dropout(0.1).train()
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    y = dropout(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.1) < 0.003  # realised p, 4 sigma
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x), y)  # the masks follow torch's generator
+    assert not torch.equal(dropout(x), y)
+    assert torch.equal(dropout.eval()(x), x)
+
+
+def test_attention_with_dropout_matches_multihead_attention_without_it() -> None:
+    """The written-out attention (used when its dropout runs) is nn.MultiheadAttention's."""
+    from adtr.model import Attention
+
+    torch.manual_seed(0)
+    layer = Attention(32, 4, dropout=1e-9).train()  # dropout path, practically nothing dropped
+    x, context = torch.randn(2, 6, 32), torch.randn(2, 9, 32)
+    pos_q, pos_k = torch.randn(1, 6, 32), torch.randn(1, 9, 32)
+    written_out = layer(x, context, pos_q, pos_k)
+    reference = layer.attn(x + pos_q, context + pos_k, context, need_weights=False)[0]
+    assert torch.allclose(written_out, layer.norm(x + reference), atol=1e-5)
