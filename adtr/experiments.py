@@ -37,7 +37,8 @@ EXPERIMENT_SEEDS = {"smoke": [0], "cpu": [0, 1, 2], "paper": [0]}
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
 
-def _absolute(path: str | Path) -> Path:
+def absolute(path: str | Path) -> Path:
+    """``path`` relative to the project root unless it is absolute."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else project_root() / path
 
@@ -76,7 +77,7 @@ def setup(profile: str = "cpu", data_root: str | None = None,
     """
     base = profiles.resolve(profile, schedule, data_root=data_root, backbone=backbone,
                             epochs=epochs, image_size=image_size, device=device, **overrides)
-    root = _absolute(base.data_root)
+    root = absolute(base.data_root)
     base = profiles.with_overrides(base, data_root=str(root))
     if not root.exists() and profile != "paper" and data_root is None:
         synth.generate(root, seed=0, **profiles.SYNTH_SIZES[profile])
@@ -91,7 +92,7 @@ def setup(profile: str = "cpu", data_root: str | None = None,
     if any(not isinstance(s, int) or s < 0 for s in seeds):
         raise ConfigError(f"seeds must be non-negative integers, got {seeds}")
     info = {c: data.describe_root(root, c) for c in chosen}
-    return Setup(base, chosen, seeds, _absolute(results_dir), _absolute(runs_dir), info)
+    return Setup(base, chosen, seeds, absolute(results_dir), absolute(runs_dir), info)
 
 
 #: The modules whose code decides a run's numbers: a change to them invalidates old runs.

@@ -33,7 +33,7 @@ from adtr.backbones import build_extractor
 from adtr.errors import AdtrError, DataError
 from adtr.features import cached_array_features, extractor_id
 from adtr.model import anomaly_map
-from adtr.records import environment, files_sha256, project_root, run_record, write_json
+from adtr.records import environment, files_sha256, run_record, write_json
 
 DIGITS = "digits"
 CIFAR10 = "cifar10"
@@ -220,11 +220,6 @@ class OneClassSetup:
                     "name": self.external_name, "n_images": len(self.external)}}
 
 
-def _absolute(path: str | Path) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else project_root() / path
-
-
 def setup(profile: str = "cpu", dataset: str | None = None, cifar_root: str | None = None,
           cifar100_root: str | None = None, classes: list[int] | None = None,
           backbone: str | None = None, epochs: int | None = None,
@@ -236,7 +231,7 @@ def setup(profile: str = "cpu", dataset: str | None = None, cifar_root: str | No
     The ``paper`` profile runs CIFAR-10 from ``cifar_root`` (CIFAR-100 from ``cifar100_root``
     as external anomalies); the offline profiles run the digits stand-in.
     """
-    from adtr.experiments import EXPERIMENT_SEEDS
+    from adtr.experiments import EXPERIMENT_SEEDS, absolute
 
     name = dataset or (CIFAR10 if profile == "paper" else DIGITS)
     if name not in DATASETS:
@@ -252,7 +247,7 @@ def setup(profile: str = "cpu", dataset: str | None = None, cifar_root: str | No
         one_class_split(images, normal)  # refuses a class out of range before any work
     seeds = list(seeds) if seeds else EXPERIMENT_SEEDS[profile]
     return OneClassSetup(base, images, external, EXTERNAL[name], chosen, seeds,
-                         _absolute(results_dir), _absolute(runs_dir))
+                         absolute(results_dir), absolute(runs_dir))
 
 
 def _run_dir(setup: OneClassSetup, config: profiles.RunConfig, normal: int) -> Path:

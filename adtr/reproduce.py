@@ -65,6 +65,10 @@ NOTEBOOK_MODULES = ("analysis", "backbones", "data", "experiments", "features", 
                     "train", "viz")
 
 
+#: Notebooks of the one-class setting (their data is not the MVTec-layout folder).
+ONE_CLASS_NOTEBOOKS = ("08_one_class",)
+
+
 def _stamp(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     package = [project_root() / "adtr" / f"{module}.py" for module in NOTEBOOK_MODULES]
     return {"notebook": name, "parameters": parameters,
@@ -121,11 +125,17 @@ def reproduce(profile: str, only: list[str] | None = None, force: bool = False, 
     names = select(only)
     params = {"profile": profile, **{k: v for k, v in (parameters or {}).items()
                                     if v is not None}}
-    # Validate parameters and generate offline data once, before notebooks run in parallel
-    # (the CIFAR folders are only the one-class notebook's, which checks them itself).
-    setup = experiments.setup(**{k: v for k, v in params.items()
-                                 if k not in ("cifar_root", "cifar100_root")})
-    out_dir = setup.results_dir / profile / "executed"
+    # Validate parameters and generate offline data once, before notebooks run in parallel.
+    # The one-class notebook reads CIFAR-10 or the digits, not the MVTec-layout data.
+    if any(name not in ONE_CLASS_NOTEBOOKS for name in names):
+        experiments.setup(**{k: v for k, v in params.items()
+                             if k not in ("cifar_root", "cifar100_root")})
+    if any(name in ONE_CLASS_NOTEBOOKS for name in names):
+        from adtr import oneclass
+
+        oneclass.setup(**{k: v for k, v in params.items()
+                          if k not in ("data_root", "categories")})
+    out_dir = experiments.absolute(params.get("results_dir", "results")) / profile / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     gpus = _gpu_count()
     if jobs < 1:

@@ -27,7 +27,7 @@ from adtr.backbones import build_extractor
 from adtr.errors import AdtrError
 from adtr.features import cached_features, default_cache_dir, extractor_id
 from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
-from adtr.profiles import RunConfig
+from adtr.profiles import CONFETTI, RunConfig
 from adtr.records import atomic_path, environment, run_record, write_json
 
 #: Config fields that do not change what is trained, so a checkpoint made with other
@@ -285,6 +285,10 @@ def fit(config: RunConfig, category: str, out_dir: str | Path, cache_dir: Path |
     """
     out_dir = Path(out_dir)
     started = time.perf_counter()
+    if config.variant == "adtr_plus" and config.plus_anomalies != CONFETTI:
+        from adtr.plus import external_samples
+
+        external_samples(config.plus_anomalies)  # a bad folder fails before any training
     device = pick_device(config.device)
     category_data = load_category(config, category, device, cache_dir, progress)
     extra: dict[str, Any] = {}

@@ -118,3 +118,14 @@ def test_runs_end_to_end_and_are_reused(tmp_path: Path) -> None:
     assert again["wall_time_s"].tolist() == runs["wall_time_s"].tolist()  # read back
     table = oneclass.per_class(runs)
     assert list(table.index) == ["c0", "c1", "mean"]
+
+
+def test_the_one_class_notebook_alone_does_not_need_mvtec(tmp_path: Path) -> None:
+    """`adtr reproduce --profile paper --only 08` checks the CIFAR folders, not MVTec-AD."""
+    from adtr import reproduce
+
+    with pytest.raises(DataError, match="needs cifar_root"):
+        reproduce.reproduce("paper", only=["08"], parameters={"results_dir": str(tmp_path)})
+    with pytest.raises(DataError, match=r"CIFAR-10 not found: .*nowhere"):
+        reproduce.reproduce("paper", only=["08"], parameters={
+            "results_dir": str(tmp_path), "cifar_root": str(tmp_path / "nowhere")})

@@ -101,3 +101,11 @@ def test_fine_tuning_starts_from_the_base_model_and_resumes(tiny_root, tmp_path,
     again = train.fit(config, "brick", tmp_path / "plus", progress=False)  # finished: reused
     assert again["record"]["loss_history"] == record["loss_history"]
     assert again["pixel_auroc"] == result["pixel_auroc"]
+
+
+def test_a_missing_external_folder_fails_before_any_training(tiny_root, tmp_path) -> None:
+    config = profiles.resolve("smoke", data_root=str(tiny_root), variant="adtr_plus",
+                              plus_anomalies=str(tmp_path / "missing"))
+    with pytest.raises(DataError, match="missing does not exist"):
+        train.fit(config, "brick", tmp_path / "plus", progress=False)
+    assert not (tmp_path / "plus" / "base").exists()
