@@ -103,19 +103,23 @@ def _code_version() -> str:
     return files_sha256([Path(__file__).parent / f"{m}.py" for m in _RESULT_MODULES])[:12]
 
 
-def _run_key(config: profiles.RunConfig, category: str) -> str:
+def run_key(config: profiles.RunConfig, category: str, code_files: tuple[Path, ...] = ()
+            ) -> str:
+    """A hash of a run's parameters, its category (or class) and the result-deciding code
+    (plus ``code_files``)."""
     values = config.to_dict()
     for name in ("device", "checkpoint_every"):
         values.pop(name)
     if config.variant != "adtr_plus":  # ADTR+'s settings do not change the other runs
         values = {k: v for k, v in values.items() if not k.startswith("plus_")}
-    payload = json.dumps({"config": values, "category": category, "code": _code_version()},
+    code = _code_version() + (files_sha256(list(code_files))[:12] if code_files else "")
+    payload = json.dumps({"config": values, "category": category, "code": code},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 def run_dir(config: profiles.RunConfig, category: str, runs_dir: Path) -> Path:
-    return runs_dir / config.profile / category / f"{config.variant}-{_run_key(config, category)}"
+    return runs_dir / config.profile / category / f"{config.variant}-{run_key(config, category)}"
 
 
 def run_one(setup: Setup, category: str, seed: int, progress: bool = False,
@@ -254,9 +258,10 @@ def confetti_figure(setup: Setup, category: str, count: int = 8, seed: int = 0):
     import numpy as np
 
     from adtr import plus, viz
+    from adtr.features import to_unit
 
     samples = data.list_samples(setup.base.data_root, category, "train")[:count]
-    unit = plus.to_unit(plus.normalised_images(samples, setup.base.image_size)).clamp(0, 1)
+    unit = to_unit(plus.normalised_images(samples, setup.base.image_size)).clamp(0, 1)
     noisy, masks = plus.confetti(unit, np.random.default_rng(seed))
     rows = {"training image": unit, "with confetti": noisy}
     return viz.image_grid({k: v.permute(0, 2, 3, 1).numpy() for k, v in rows.items()},

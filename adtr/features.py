@@ -28,6 +28,18 @@ from adtr.data import IMAGENET_MEAN, IMAGENET_STD, Sample, load_image
 from adtr.records import atomic_path, file_sha256
 
 _MEMORY: dict[str, Tensor] = {}
+_MEAN = torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1)
+_STD = torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """ImageNet-normalised images (N, 3, H, W) back to [0, 1]."""
+    return images * _STD + _MEAN
+
+
+def from_unit(images: Tensor) -> Tensor:
+    """Images (N, 3, H, W) in [0, 1] ImageNet-normalised, as the backbone expects."""
+    return (images - _MEAN) / _STD
 
 
 def default_cache_dir() -> Path:
@@ -125,11 +137,8 @@ def cached_features(
 def normalise_arrays(images: np.ndarray, image_size: int) -> Tensor:
     """uint8 RGB images (N, h, w, 3) -> ImageNet-normalised (N, 3, size, size), bilinear."""
     batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-    batch = F.interpolate(batch, size=(image_size, image_size), mode="bilinear",
-                          align_corners=False)
-    mean = torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1)
-    return (batch - mean) / std
+    return from_unit(F.interpolate(batch, size=(image_size, image_size), mode="bilinear",
+                                   align_corners=False))
 
 
 @torch.inference_mode()

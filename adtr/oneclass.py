@@ -16,7 +16,6 @@ Data sets (images in memory as uint8 RGB arrays, never downloaded):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import time
@@ -31,9 +30,9 @@ from tqdm.auto import tqdm
 from adtr import metrics, plus, profiles, train
 from adtr.backbones import build_extractor
 from adtr.errors import AdtrError, DataError
-from adtr.features import cached_array_features, extractor_id
+from adtr.features import cached_array_features, default_cache_dir, extractor_id
 from adtr.model import anomaly_map
-from adtr.records import environment, files_sha256, run_record, write_json
+from adtr.records import environment, run_record, write_json
 
 DIGITS = "digits"
 CIFAR10 = "cifar10"
@@ -251,17 +250,9 @@ def setup(profile: str = "cpu", dataset: str | None = None, cifar_root: str | No
 
 
 def _run_dir(setup: OneClassSetup, config: profiles.RunConfig, normal: int) -> Path:
-    from adtr.experiments import _code_version
+    from adtr.experiments import run_key
 
-    values = config.to_dict()
-    for name in ("device", "checkpoint_every"):
-        values.pop(name)
-    if config.variant != "adtr_plus":
-        values = {k: v for k, v in values.items() if not k.startswith("plus_")}
-    payload = json.dumps({"config": values, "class": normal, "dataset": setup.dataset.name,
-                          "code": _code_version() + files_sha256([Path(__file__)])[:12]},
-                         sort_keys=True)
-    key = hashlib.sha256(payload.encode()).hexdigest()[:12]
+    key = run_key(config, f"{setup.dataset.name} class {normal}", (Path(__file__),))
     return (setup.runs_dir / config.profile / f"oneclass-{setup.dataset.name}" /
             f"class-{normal}" / f"{config.variant}-{key}")
 
@@ -289,8 +280,7 @@ def run_class(setup: OneClassSetup, normal: int, seed: int, variant: str = "adtr
     split = one_class_split(setup.dataset, normal)
     features = {
         part: cached_array_features(extractor, ident, images, config.image_size, device,
-                                    _cache_dir(), progress,
-                                    desc=f"{part} features")
+                                    default_cache_dir(), progress, desc=f"{part} features")
         for part, images in (("train", split.train_images), ("test", split.test_images))
     }
     category = f"{setup.dataset.name} class {setup.dataset.classes[normal]}"
@@ -300,18 +290,17 @@ def run_class(setup: OneClassSetup, normal: int, seed: int, variant: str = "adtr
         model, standardizer, history = train.train(config, category, features["train"], out,
                                                    device, progress)
     else:
-        state = train.load_checkpoint(base_checkpoint, then="cannot fine-tune from it")
-        _, _, standardizer = train.restore(state)
-        external = cached_array_features(extractor, ident, setup.external, config.image_size,
-                                         device, _cache_dir(), progress,
-                                         desc="external anomaly features")
-        step_loss = plus.ExternalLoss(standardizer(external), config, device)
-        model, standardizer, history = train.train(
-            config, category, features["train"], out, device, progress, start_from=state,
-            step_loss=step_loss, identity={"base": files_sha256([base_checkpoint])})
-        extra = {"base_checkpoint": str(base_checkpoint), "base_epochs": state["epoch"],
-                 "anomalies": {"kind": "external", "labels": "image", "loss": "L_img",
-                               "name": setup.external_name, "n_images": len(setup.external)}}
+        def objective(standardizer: torch.nn.Module) -> tuple[plus.ExternalLoss, dict]:
+            external = cached_array_features(extractor, ident, setup.external,
+                                             config.image_size, device, default_cache_dir(),
+                                             progress, desc="external anomaly features")
+            return (plus.ExternalLoss(standardizer(external), config, device),
+                    {"kind": "external", "labels": "image", "loss": "L_img",
+                     "name": setup.external_name, "n_images": len(setup.external)})
+
+        model, standardizer, history, extra = plus.fine_tune(
+            config, category, features["train"], base_checkpoint, out, device, objective,
+            progress)
     diff = train.differences(model, standardizer, features["test"], device)
     scores = anomaly_map(diff, torch.zeros_like(diff)).mean(dim=(1, 2)).numpy()
     auroc = metrics.image_auroc(split.test_labels, scores)
@@ -328,12 +317,6 @@ def run_class(setup: OneClassSetup, normal: int, seed: int, variant: str = "adtr
     result = {"image_auroc": auroc, "normal_class": normal, "record": record}
     write_json(metrics_file, result)
     return result
-
-
-def _cache_dir() -> Path:
-    from adtr.features import default_cache_dir
-
-    return default_cache_dir()
 
 
 def run_grid(setup: OneClassSetup, variants: tuple[str, ...] = ("adtr", "adtr_plus"),

@@ -26,6 +26,7 @@ Choices the paper does not state (recorded with every run):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,24 +36,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from adtr import data
-from adtr.backbones import build_extractor
 from adtr.errors import AdtrError, DataError
-from adtr.features import cached_features, extractor_id
+from adtr.features import cached_features, extractor_id, from_unit, to_unit
 from adtr.profiles import CONFETTI, RunConfig
 from adtr.records import file_sha256
-
-_MEAN = torch.from_numpy(data.IMAGENET_MEAN).view(1, 3, 1, 1)
-_STD = torch.from_numpy(data.IMAGENET_STD).view(1, 3, 1, 1)
-
-
-def to_unit(images: Tensor) -> Tensor:
-    """ImageNet-normalised images back to [0, 1]."""
-    return images * _STD + _MEAN
-
-
-def from_unit(images: Tensor) -> Tensor:
-    """Images in [0, 1] ImageNet-normalised, as the backbone expects."""
-    return (images - _MEAN) / _STD
 
 
 def phi(diff: Tensor) -> Tensor:
@@ -178,10 +165,39 @@ def normalised_images(samples: list[data.Sample], size: int) -> Tensor:
     return torch.from_numpy(np.stack([data.load_image(s.image, size)[0] for s in samples]))
 
 
-def fine_tune(config: RunConfig, category: str, category_data: Any, base_checkpoint: Path,
-              out_dir: Path, device: torch.device, cache_dir: Path | None = None,
+#: Builds a fine-tuning objective from the base model's standardiser: the step loss and
+#: what the run record says about the anomalies it uses.
+Objective = Callable[[torch.nn.Module], tuple[Callable, dict[str, Any]]]
+
+
+def category_objective(config: RunConfig, category: str, category_data: Any,
+                       device: torch.device, cache_dir: Path | None = None,
+                       progress: bool = True) -> Objective:
+    """The objective of an MVTec-layout category: confetti noise, or an external folder."""
+    extractor = category_data.extractor
+
+    def objective(standardizer: torch.nn.Module) -> tuple[Callable, dict[str, Any]]:
+        if config.plus_anomalies == CONFETTI:
+            images = normalised_images(category_data.train_samples, config.image_size)
+            return (ConfettiLoss(images, extractor, standardizer, config, device),
+                    {"kind": "confetti", "labels": "pixel", "loss": "L_px"})
+        root = data.category_dir(config.data_root, category)
+        samples = external_samples(config.plus_anomalies, [root / "test", root / "ground_truth"])
+        ident = extractor_id(extractor, config.backbone, config.stages, config.image_size,
+                             config.feature_stride)
+        features = cached_features(extractor, ident, samples, config.image_size, device,
+                                   cache_dir, progress, desc="external anomaly features")
+        return (ExternalLoss(standardizer(features), config, device),
+                {"kind": "external", "labels": "image", "loss": "L_img",
+                 "folder": str(Path(config.plus_anomalies).resolve()), "n_images": len(samples)})
+
+    return objective
+
+
+def fine_tune(config: RunConfig, category: str, train_features: Tensor, base_checkpoint: Path,
+              out_dir: Path, device: torch.device, objective: Objective,
               progress: bool = True) -> tuple[Any, Any, dict, dict[str, Any]]:
-    """ADTR+ for one category: fine-tune the model of ``base_checkpoint`` with anomalies.
+    """ADTR+: fine-tune the model of ``base_checkpoint`` with ``objective``'s anomalies.
 
     Returns the model, its standardiser, the loss history and what the run record adds.
     """
@@ -191,29 +207,14 @@ def fine_tune(config: RunConfig, category: str, category_data: Any, base_checkpo
     if state is None or "full_config" not in state:
         raise AdtrError(f"{base_checkpoint} is not a readable adtr checkpoint to fine-tune")
     base = state["full_config"]
-    if base["variant"] != "adtr" or state["channels"] != category_data.train_features.shape[1]:
+    if base["variant"] != "adtr" or state["channels"] != train_features.shape[1]:
         raise AdtrError(f"{base_checkpoint} holds a {base['variant']!r} model on "
                         f"{state['channels']} channels; ADTR+ fine-tunes an 'adtr' model on "
-                        f"this category's {category_data.train_features.shape[1]} channels")
+                        f"these {train_features.shape[1]}-channel features")
     _, _, standardizer = train.restore(state)
-    extractor = build_extractor(config.backbone, config.stages, config.image_size,
-                                config.feature_stride, config.weights)
-    if config.plus_anomalies == CONFETTI:
-        images = normalised_images(category_data.train_samples, config.image_size)
-        step_loss = ConfettiLoss(images, extractor, standardizer, config, device)
-        source = {"kind": "confetti", "labels": "pixel", "loss": "L_px"}
-    else:
-        root = data.category_dir(config.data_root, category)
-        samples = external_samples(config.plus_anomalies, [root / "test", root / "ground_truth"])
-        ident = extractor_id(extractor, config.backbone, config.stages, config.image_size,
-                             config.feature_stride)
-        features = cached_features(extractor, ident, samples, config.image_size, device,
-                                   cache_dir, progress, desc="external anomaly features")
-        step_loss = ExternalLoss(standardizer(features), config, device)
-        source = {"kind": "external", "labels": "image", "loss": "L_img",
-                  "folder": str(Path(config.plus_anomalies).resolve()), "n_images": len(samples)}
+    step_loss, source = objective(standardizer)
     model, standardizer, history = train.train(
-        config, category, category_data.train_features, out_dir, device, progress,
+        config, category, train_features, out_dir, device, progress,
         start_from=state, step_loss=step_loss, identity={"base": file_sha256(base_checkpoint)})
     extra = {"base_checkpoint": str(base_checkpoint), "base_epochs": state["epoch"],
              "anomalies": source}

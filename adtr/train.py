@@ -65,7 +65,7 @@ class CategoryData:
     labels: np.ndarray
     masks: np.ndarray
     info: dict[str, Any]
-    weights_source: str
+    extractor: torch.nn.Module  # what made the features (ADTR+ reuses it for new images)
 
 
 def load_category(config: RunConfig, category: str, device: torch.device,
@@ -91,7 +91,7 @@ def load_category(config: RunConfig, category: str, device: torch.device,
         train_features=features[0], test_features=features[1], train_samples=train,
         test_samples=test,
         labels=np.array([s.label for s in test]), masks=data.load_masks(test, config.image_size),
-        info=info, weights_source=extractor.weights_source,
+        info=info, extractor=extractor,
     )
 
 
@@ -299,9 +299,11 @@ def fit(config: RunConfig, category: str, out_dir: str | Path, cache_dir: Path |
             base = fit(replace(config, variant="adtr"), category, out_dir / "base", cache_dir,
                        progress)
             base_checkpoint = Path(base["record"]["checkpoint"])
+        objective = plus.category_objective(config, category, category_data, device, cache_dir,
+                                            progress)
         model, standardizer, history, extra = plus.fine_tune(
-            config, category, category_data, Path(base_checkpoint), out_dir, device,
-            cache_dir, progress)
+            config, category, category_data.train_features, Path(base_checkpoint), out_dir,
+            device, objective, progress)
     else:
         model, standardizer, history = train(config, category, category_data.train_features,
                                              out_dir, device, progress)
@@ -322,7 +324,7 @@ def _evaluate(model: ADTR, standardizer: Standardizer, config: RunConfig, catego
     record = run_record(
         experiment="fit", variant=config.variant, category=category, metrics=values,
         config=config.to_dict(), data=category_data.info,
-        backbone={"name": config.backbone, "weights": category_data.weights_source,
+        backbone={"name": config.backbone, "weights": category_data.extractor.weights_source,
                   "stages": list(config.stages),
                   "channels": int(category_data.train_features.shape[1])},
         seed=config.seed, environment=environment(str(device)),
