@@ -62,7 +62,7 @@ def sample_difference_vectors(trained: Trained, n: int = 600, seed: int = 0) -> 
     the ground-truth mask and normal when none are; positions in between are not used.
     """
     diff = train.differences(trained.model, trained.standardizer, trained.data.test_features,
-                             trained.device)
+                             trained.device, precision=trained.config.precision)
     grid = diff.shape[-1]
     masks = torch.from_numpy(trained.data.masks).float()[:, None]
     coverage = F.adaptive_avg_pool2d(masks, grid)[:, 0].flatten()

@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--image-size", type=int)
     fit.add_argument("--seed", type=int)
     fit.add_argument("--device", help="auto, cpu or cuda[:N]")
+    fit.add_argument("--precision", choices=profiles.PRECISIONS,
+                     help="auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16")
     fit.add_argument("--out", type=Path, help="output folder (default: runs/<profile>/<category>)")
     fit.add_argument("--cache-dir", type=Path, help="feature cache (default: ~/.cache/adtr)")
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -110,8 +112,8 @@ def _fit(args: argparse.Namespace) -> None:
         args.profile, data_root=None if args.data_root is None else str(args.data_root),
         backbone=args.backbone, weights=args.weights, stages=args.stages, variant=args.variant,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, image_size=args.image_size,
-        seed=args.seed, device=args.device, plus_anomalies=args.plus_anomalies,
-        plus_epochs=args.plus_epochs,
+        seed=args.seed, device=args.device, precision=args.precision,
+        plus_anomalies=args.plus_anomalies, plus_epochs=args.plus_epochs,
     )
     out = args.out or Path("runs") / config.profile / args.category
     result = train.fit(config, args.category, out, args.cache_dir, progress=not args.quiet)

@@ -9,7 +9,6 @@ a hash of its resolved parameters, and a finished run is read back instead of re
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from adtr import data, profiles, synth, train
@@ -135,8 +135,7 @@ def run_one(setup: Setup, category: str, seed: int, progress: bool = False,
         base_checkpoint = Path(base["record"]["checkpoint"])
     out = run_dir(config, category, setup.runs_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:  # notebooks running side by side share runs
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(out / ".lock"):  # notebooks running side by side share runs
         metrics_file = out / "metrics.json"
         if metrics_file.is_file():
             result = json.loads(metrics_file.read_text())

@@ -6,6 +6,7 @@ Features are kept in memory for the process and on disk under a cache folder, ke
 everything that changes them (backbone, weights, stages, image size, grid, the image
 files themselves, timm's version). A cache file is checked against a SHA-256 written
 beside it; a damaged or foreign file is reported with its path and rebuilt, never used.
+A lock file beside it lets processes that need the same file compute it once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -115,12 +117,18 @@ def _cached(key: str, cache_dir: Path | None, compute: Callable[[], Tensor]) -> 
     """The tensor stored under ``key`` in memory or on disk, else ``compute()`` (then stored)."""
     if key in _MEMORY:
         return _MEMORY[key]
-    path = None if cache_dir is None else Path(cache_dir) / "features" / f"{key}.pt"
-    features = _read_cache(path) if path is not None else None
-    if features is None:
+    if cache_dir is None:
         features = compute()
-        if path is not None:
-            _write_cache(path, features)
+    else:
+        path = Path(cache_dir) / "features" / f"{key}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Processes side by side (``adtr reproduce --jobs 2``) compute each file once: the
+        # others wait here, then read it.
+        with FileLock(path.with_name(path.name + ".lock")):
+            features = _read_cache(path)
+            if features is None:
+                features = compute()
+                _write_cache(path, features)
     _MEMORY[key] = features
     return features
 

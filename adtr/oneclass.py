@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from adtr import metrics, plus, profiles, train
@@ -261,16 +262,25 @@ def run_class(setup: OneClassSetup, normal: int, seed: int, variant: str = "adtr
               progress: bool = False) -> dict[str, Any]:
     """Train (or read back) the model of one normal class; image AUROC on the test split."""
     config = profiles.with_overrides(setup.base, seed=seed, variant=variant)
-    out = _run_dir(setup, config, normal)
-    metrics_file = out / "metrics.json"
-    if metrics_file.is_file():
-        result = json.loads(metrics_file.read_text())
-        if result["record"]["config"] == config.to_dict():
-            return result
     base_checkpoint = None
     if variant == "adtr_plus":
         base = run_class(setup, normal, seed, "adtr", progress)
         base_checkpoint = Path(base["record"]["checkpoint"])
+    out = _run_dir(setup, config, normal)
+    out.mkdir(parents=True, exist_ok=True)
+    with FileLock(out / ".lock"):  # processes side by side share runs, as in experiments
+        metrics_file = out / "metrics.json"
+        if metrics_file.is_file():
+            result = json.loads(metrics_file.read_text())
+            if result["record"]["config"] == config.to_dict():
+                return result
+        result = _train_class(setup, config, normal, out, base_checkpoint, progress)
+        write_json(metrics_file, result)
+        return result
+
+
+def _train_class(setup: OneClassSetup, config: profiles.RunConfig, normal: int, out: Path,
+                 base_checkpoint: Path | None, progress: bool) -> dict[str, Any]:
     started = time.perf_counter()
     device = train.pick_device(config.device)
     extractor = build_extractor(config.backbone, config.stages, config.image_size,
@@ -284,7 +294,6 @@ def run_class(setup: OneClassSetup, normal: int, seed: int, variant: str = "adtr
         for part, images in (("train", split.train_images), ("test", split.test_images))
     }
     category = f"{setup.dataset.name} class {setup.dataset.classes[normal]}"
-    out.mkdir(parents=True, exist_ok=True)
     extra: dict[str, Any] = {}
     if base_checkpoint is None:
         model, standardizer, history = train.train(config, category, features["train"], out,
@@ -301,22 +310,22 @@ def run_class(setup: OneClassSetup, normal: int, seed: int, variant: str = "adtr
         model, standardizer, history, extra = plus.fine_tune(
             config, category, features["train"], base_checkpoint, out, device, objective,
             progress)
-    diff = train.differences(model, standardizer, features["test"], device)
+    diff = train.differences(model, standardizer, features["test"], device,
+                             precision=config.precision)
     scores = anomaly_map(diff, torch.zeros_like(diff)).mean(dim=(1, 2)).numpy()
     auroc = metrics.image_auroc(split.test_labels, scores)
     record = run_record(
-        experiment="oneclass", variant=variant, category=category, metrics={"image_auroc": auroc},
+        experiment="oneclass", variant=config.variant, category=category,
+        metrics={"image_auroc": auroc},
         config=config.to_dict(), data={**setup.dataset.describe(), "normal_class": normal,
                                        "n_train_used": len(split.train_images)},
         backbone={"name": config.backbone, "weights": extractor.weights_source,
                   "stages": list(config.stages), "channels": int(features["train"].shape[1])},
-        seed=seed, environment=environment(str(device)), score="mean of the anomaly map",
+        seed=config.seed, environment=environment(str(device)), score="mean of the anomaly map",
         epochs_trained=len(history["epoch_loss"]), loss_history=history["epoch_loss"],
         wall_time_s=round(time.perf_counter() - started, 2),
         checkpoint=str(out / "checkpoint.pt"), **extra)
-    result = {"image_auroc": auroc, "normal_class": normal, "record": record}
-    write_json(metrics_file, result)
-    return result
+    return {"image_auroc": auroc, "normal_class": normal, "record": record}
 
 
 def run_grid(setup: OneClassSetup, variants: tuple[str, ...] = ("adtr", "adtr_plus"),

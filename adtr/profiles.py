@@ -27,6 +27,9 @@ from adtr.errors import ConfigError
 #: Reconstruction variants of the paper's Table 4 (a) and (b); all are switches of one model.
 VARIANTS = ("adtr", "cnn", "no_attention", "no_query", "pixels", "adtr_plus")
 
+#: Values of ``precision`` (see ``RunConfig``).
+PRECISIONS = ("auto", "fp32", "bf16")
+
 #: ``plus_anomalies`` value for the synthetic anomalies of ADTR+ (else: a folder of images).
 CONFETTI = "confetti"
 
@@ -60,6 +63,9 @@ class RunConfig:
     smoothing_sigma: float = 0.0  # Gaussian smoothing of the anomaly map in pixels, 0 = off
     seed: int = 0
     device: str = "auto"
+    # the reconstruction model's arithmetic: "auto" = bf16 autocast on CUDA, fp32 on the CPU;
+    # "bf16" also autocasts on the CPU (fast where it has AMX); "fp32" never autocasts
+    precision: str = "auto"
     checkpoint_every: int = 10  # epochs between resumable checkpoints
     max_train_images: int = 0  # train on the first N images of train/good; 0 = all
     # ADTR+ (variant "adtr_plus"): the ADTR model fine-tuned with anomalies.
@@ -227,5 +233,7 @@ def _check(config: RunConfig) -> None:
     for name in ("lr", "plus_lr", "plus_alpha"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(config, name)}")
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {config.precision!r}")
     if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}")

@@ -116,6 +116,7 @@ def environment(device: str) -> dict[str, Any]:
         "device": device,
         "device_name": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "timm": timm.__version__,

@@ -48,6 +48,11 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether the reconstruction model runs under bf16 autocast (``RunConfig.precision``)."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -203,7 +208,7 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
     standardizer.to(device)
     inputs = standardizer(features.to(device))
     count = len(inputs)
-    use_amp = device.type == "cuda"
+    use_amp = uses_bf16(config.precision, device)
     bar = tqdm(range(start_epoch, epochs), desc=f"{category} {config.variant}",
                disable=not progress, initial=start_epoch, total=epochs)
     for epoch in bar:
@@ -243,14 +248,15 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
 
 @torch.inference_mode()
 def differences(model: ADTR, standardizer: Standardizer, features: Tensor,
-                device: torch.device, batch_size: int = 32) -> Tensor:
+                device: torch.device, batch_size: int = 32, precision: str = "auto") -> Tensor:
     """Difference vectors d = f - f_hat (in the standardised space), (N, C, H, W) on the CPU."""
     model.eval().to(device)
     standardizer.to(device)
     out = []
     for start in range(0, len(features), batch_size):
         batch = standardizer(features[start:start + batch_size].to(device))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16,
+                            enabled=uses_bf16(precision, device)):
             reconstruction = model(batch).float()
         out.append((batch - reconstruction).cpu())
     return torch.cat(out)
@@ -259,7 +265,7 @@ def differences(model: ADTR, standardizer: Standardizer, features: Tensor,
 def predict(model: ADTR, standardizer: Standardizer, features: Tensor, config: RunConfig,
             device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """Pixel anomaly maps (N, size, size) and image scores (N,) for a feature tensor."""
-    diff = differences(model, standardizer, features, device)
+    diff = differences(model, standardizer, features, device, precision=config.precision)
     maps = anomaly_map(diff, torch.zeros_like(diff))
     pool = max(1, round(config.score_pool * config.image_size / 224))
     pixel_maps, scores = upsample_and_score(maps, config.image_size, pool, config.smoothing_sigma)

@@ -3,15 +3,21 @@
     python benchmarks/run.py [--quick] [--device cpu|cuda]
 
 Prints a table and writes ``results/benchmarks/<device>.json`` with the run record. All
-rows of one run are measured in the same process, so their ratios hold on a noisy machine.
+rows of one run are measured in the same run, so their ratios hold on a noisy machine.
 Timing uses random images and random-initialised backbones: speed does not depend on the
 weights, and no result here is an accuracy.
+
+Rows: training images/s with the feature cache vs the backbone in the loop (fp32, and
+bf16 autocast), inference stage shares, evaluation time and memory, and on the CPU the
+training throughput of processes side by side (what ``adtr reproduce --jobs N`` does)
+vs one process using every core.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -166,6 +172,50 @@ def evaluation_row(maps: int, size: int) -> dict[str, Any]:
             "peak_rss_gib": result["peak_rss_gib"]}
 
 
+PARALLEL_CODE = """
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[2]))
+from adtr import profiles
+from adtr.model import ADTR, reconstruction_loss
+config = profiles.resolve(sys.argv[1])
+torch.manual_seed(0)
+model = ADTR(192, config.image_size // config.feature_stride, config)
+optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+features = torch.randn(config.batch_size, 192, model.body.pos.rows.shape[0],
+                       model.body.pos.rows.shape[0])
+def step():
+    loss = reconstruction_loss(features, model(features))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+step()
+steps, started = int(sys.argv[3]), time.perf_counter()
+for _ in range(steps):
+    step()
+print(steps * config.batch_size / (time.perf_counter() - started))
+"""
+
+
+def parallel_rows(profile: str, steps: int) -> list[dict[str, Any]]:
+    """Training images/s (feature cache) of one process with every core vs one process per
+    core side by side, all on the same machine at the same time of the run. A model of the
+    profile's size on 192 channels (EfficientNet-Lite0's stages 0-3)."""
+    cores = os.cpu_count() or 1
+
+    def launch(threads: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", PARALLEL_CODE, profile, str(threads),
+                                 str(steps)], stdout=subprocess.PIPE, text=True)
+
+    alone = float(launch(cores).communicate()[0])
+    side_by_side = [launch(1) for _ in range(cores)]
+    total = sum(float(p.communicate()[0]) for p in side_by_side)
+    return [{"benchmark": "parallel training", "profile": profile,
+             "mode": f"1 process x {cores} threads", "images_per_s": alone},
+            {"benchmark": "parallel training", "profile": profile,
+             "mode": f"{cores} processes x 1 thread", "images_per_s": total,
+             "speedup_vs_one_process": total / alone}]
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         parts = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()]
@@ -181,12 +231,13 @@ def main() -> None:
     images, repeats = (16, 1) if args.quick else (32, 2)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    precisions = [False, True] if device.type == "cuda" else [False]
     for profile in ("paper", "cpu"):
-        for amp in precisions:
+        for amp in (False, True):  # bf16 autocast: tensor cores on CUDA, AMX where a CPU has it
             rows += training_rows(profile, device, images, amp, repeats)
             rows += inference_rows(profile, device, images, amp, repeats)
     rows.append(evaluation_row(1725 if not args.quick else 200, 224))
+    if device.type == "cpu" and (os.cpu_count() or 1) > 1:
+        rows += parallel_rows("cpu", 10 if args.quick else 40)
     print_table(rows)
     name = "cuda" if device.type == "cuda" else "cpu"
     path = project_root() / "results" / "benchmarks" / f"{name}.json"

@@ -132,3 +132,27 @@ def test_max_train_images_trains_on_a_prefix_of_train_good(tiny_root) -> None:
     category = train.load_category(config, "brick", torch.device("cpu"), progress=False)
     assert category.train_features.shape[0] == 2 and category.info["n_train_used"] == 2
     assert category.info["n_train"] == 4
+
+
+def test_bf16_precision_autocasts_the_reconstruction_model_on_the_cpu(tiny_root, tmp_path,
+                                                                      monkeypatch) -> None:
+    """--precision bf16 trains and scores under bf16 autocast on the CPU; auto stays fp32
+    there. Both give close, not equal, losses."""
+    seen = []
+    forward = train.ADTR.forward
+
+    def recording_forward(self, features):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return forward(self, features)
+
+    monkeypatch.setattr(train.ADTR, "forward", recording_forward)
+    results = {}
+    for precision in ("auto", "bf16"):
+        seen.clear()
+        results[precision] = _fit(tiny_root, tmp_path / precision, "--epochs", "1",
+                                  "--precision", precision)
+        assert set(seen) == {precision == "bf16"}  # training steps and scoring alike
+    assert results["bf16"]["record"]["config"]["precision"] == "bf16"
+    fp32_loss, = results["auto"]["record"]["loss_history"]
+    bf16_loss, = results["bf16"]["record"]["loss_history"]
+    assert bf16_loss != fp32_loss and bf16_loss == pytest.approx(fp32_loss, rel=0.1)

@@ -33,6 +33,8 @@ def test_overrides_win_and_none_means_profile_value() -> None:
         ("cpu", {"image_size": 100}, "image_size (100) must be a multiple of feature_stride (16)"),
         ("cpu", {"stages": []}, "stages must name at least one"),
         ("cpu", {"device": "tpu"}, "device must be"),
+        ("cpu", {"precision": "fp16"},
+         "precision must be one of ['auto', 'fp32', 'bf16'], got 'fp16'"),
     ],
 )
 def test_bad_values_are_refused_with_the_allowed_values(profile, overrides, fragment) -> None:

@@ -52,3 +52,37 @@ def test_failures_do_not_stop_the_batch_and_name_the_cell(batch, tiny_root, caps
 def test_unknown_notebook_is_refused(batch) -> None:
     with pytest.raises(Exception, match=r"no notebook '07'; choose from \['01_good', '02_bad'\]"):
         reproduce.select(["07"])
+
+
+def test_side_by_side_notebooks_share_the_cores_and_the_batch_time_is_recorded(
+        batch, tiny_root, monkeypatch) -> None:
+    """--jobs 2 on a 4-core machine: each notebook runs with 2 threads; a batch that ran
+    every notebook writes batch.json, a batch that skipped some leaves it alone."""
+    (batch / "notebooks" / "02_bad.ipynb").unlink()
+    _notebook(batch / "notebooks" / "02_threads.ipynb",
+              "import os\nassert os.environ['OMP_NUM_THREADS'] == '2', os.environ")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(reproduce.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(reproduce, "_gpu_count", lambda: 0)
+    params = {"data_root": str(tiny_root), "results_dir": str(batch / "results")}
+    outcomes = reproduce.reproduce("smoke", jobs=2, parameters=params)
+    assert [(o.name, o.status) for o in outcomes] == [("01_good", "ok"), ("02_threads", "ok")]
+    record_path = batch / "results" / "smoke" / "executed" / "batch.json"
+    record = json.loads(record_path.read_text())
+    assert record["jobs"] == 2 and record["threads_per_notebook"] == 2
+    assert [n["notebook"] for n in record["notebooks"]] == ["01_good", "02_threads"]
+    slowest = max(n["seconds"] for n in record["notebooks"])
+    total = sum(n["seconds"] for n in record["notebooks"])
+    assert slowest <= record["wall_time_s"] <= total + 5  # side by side, not one after another
+
+    outcomes = reproduce.reproduce("smoke", jobs=2, parameters=params)
+    assert [o.status for o in outcomes] == ["skipped", "skipped"]
+    assert json.loads(record_path.read_text()) == record  # a batch of skips measures nothing
+
+
+def test_longest_notebooks_start_first(tmp_path) -> None:
+    for name, seconds in (("01_a", 10.0), ("02_b", 300.0), ("03_c", 40.0)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"seconds": seconds}))
+    assert reproduce.longest_first(["01_a", "02_b", "03_c", "04_new"], tmp_path) == [
+        "04_new", "02_b", "03_c", "01_a"]  # never run: unknown length, so first
