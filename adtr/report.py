@@ -1195,10 +1195,89 @@ def benchmark_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return flat, table
 
 
+def batch_files(results_dir: str | Path | None = None) -> list[Path]:
+    """``<profile>/executed/batch.json`` of each profile: a whole ``adtr reproduce`` batch."""
+    return sorted(results_root(results_dir).glob("*/executed/batch.json"))
+
+
+def batch_time_text(profile: str, experiments: dict[str, Experiment | None],
+                    results_dir: str | Path | None = None) -> str:
+    """How long the profile's batch took: the wall time of its ``batch.json`` where a whole
+    batch was recorded, else the sum of its notebooks' stamped times."""
+    path = results_root(results_dir) / profile / "executed" / "batch.json"
+    if path.is_file():
+        record = json.loads(path.read_text())
+        how = ("one notebook at a time" if record["jobs"] == 1
+               else f"{record['jobs']} notebooks side by side")
+        return f"{duration(record['wall_time_s'])} of wall time ({how})"
+    seconds = sum(e.stamp.get("seconds", 0) for e in experiments.values() if e is not None)
+    return f"{duration(seconds)} (the sum of its notebooks' times)"
+
+
+def batch_summary(path: Path) -> tuple[str, pd.DataFrame]:
+    """A batch record as one sentence and a table of its notebooks' times."""
+    record = json.loads(path.read_text())
+    env = record.get("environment", {})
+    threads = record.get("threads_per_notebook")
+    if record["jobs"] == 1:
+        side = "one notebook at a time"
+    else:
+        side = f"{record['jobs']} notebooks side by side"
+        if threads:
+            side += f", {threads} thread{'s' if threads > 1 else ''} each"
+    text = (f"The whole `{record['profile']}` batch took **{duration(record['wall_time_s'])}** "
+            f"of wall time ({side}), from generating the data to the last figure, on "
+            f"{env.get('cpu_count', '?')} CPU cores ({env.get('device', '?')}), "
+            f"commit `{env.get('git_commit', '?')}`, {record.get('written_at', '?')[:10]}.")
+    table = pd.DataFrame([{"Notebook": f"`{n['notebook']}`", "Time": duration(n["seconds"])}
+                          for n in record["notebooks"]])
+    return text, table
+
+
+def _row(rows: list[dict[str, Any]], benchmark: str, **match: Any) -> dict[str, Any] | None:
+    for row in rows:
+        if row.get("benchmark") == benchmark and all(row.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def benchmark_targets(path: Path, batch: Path | None = None) -> pd.DataFrame:
+    """The performance targets against a benchmark file's figures (and a batch record):
+    one row per target the file has figures for, with the measured value and a verdict."""
+    rows = json.loads(path.read_text()).get("rows", [])
+    targets = []
+
+    def add(target: str, measured: str, met: bool) -> None:
+        targets.append({"Target": target, "Measured": measured, "Met": "yes" if met else "no"})
+
+    for precision in ("fp32", "bf16"):
+        row = _row(rows, "training", profile="paper", mode="feature cache", precision=precision)
+        if row:
+            ratio = row["speedup_vs_backbone_in_the_loop"]
+            add(f"training, paper size, {precision}: feature cache >= 2x backbone in the loop",
+                f"{ratio:.2f}x", ratio >= 2)
+    row = _row(rows, "inference", profile="paper", precision="fp32")
+    if row:
+        share = row["reconstruction_plus_scoring_vs_backbone"]
+        add("inference, paper size, fp32: reconstruction + scoring <= 60 % of the backbone",
+            f"{share:.0%}", share <= 0.6)
+    row = _row(rows, "evaluation")
+    if row:
+        add(f"evaluation ({row['mode']}): <= 60 s and <= 4 GiB",
+            f"{row['seconds_total']:.1f} s, {row['peak_rss_gib']:.2f} GiB",
+            row["seconds_total"] <= 60 and row["peak_rss_gib"] <= 4)
+    if batch is not None and batch.is_file():
+        record = json.loads(batch.read_text())
+        add(f"whole `{record['profile']}` notebook batch <= 60 min",
+            duration(record["wall_time_s"]), record["wall_time_s"] <= 3600)
+    return pd.DataFrame(targets)
+
+
 #: Short headers for the benchmark tables' long field names (others: "_" shown as " ").
 _BENCHMARK_HEADERS = {
     "images_per_s": "images/s",
     "speedup_vs_backbone_in_the_loop": "x backbone in the loop",
+    "speedup_vs_one_process": "x one process",
     "reconstruction_plus_scoring_vs_backbone": "(recon. + score) / backbone",
     "share_backbone": "backbone share",
     "share_reconstruction": "recon. share",

@@ -1,6 +1,6 @@
 """Benchmarks: training with and without the feature cache, inference stages, evaluation.
 
-    python benchmarks/run.py [--quick] [--device cpu|cuda]
+    python benchmarks/run.py [--quick] [--device cpu|cuda] [--out FILE]
 
 Prints a table and writes ``results/benchmarks/<device>.json`` with the run record. All
 rows of one run are measured in the same run, so their ratios hold on a noisy machine.
@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,6 +53,23 @@ def _timed(fn, device: torch.device, repeats: int) -> float:
     return statistics.median(seconds)
 
 
+def _timed_pairs(first, second, device: torch.device, repeats: int
+                 ) -> tuple[list[float], list[float]]:
+    """Seconds of ``repeats`` calls of each, taken in turns (first, second, first, ...)
+    after one warm-up call each: a slow spell of the machine then hits both, and the
+    median of the per-turn ratios stays put where separate medians would drift."""
+    first(), second()
+    _sync(device)
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            fn()
+            _sync(device)
+            out.append(time.perf_counter() - started)
+    return times
+
+
 def _setup(profile: str, device: torch.device) -> tuple[profiles.RunConfig, FeatureExtractor,
                                                        ADTR]:
     config = profiles.resolve(profile)
@@ -77,6 +95,7 @@ def training_rows(profile: str, device: torch.device, images: int, amp: bool,
             loss = reconstruction_loss(features, model(features).float())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)  # as in training
         optimizer.step()
 
     def epoch_cached() -> None:
@@ -90,13 +109,14 @@ def training_rows(profile: str, device: torch.device, images: int, amp: bool,
                 features = extractor(pixels[i:i + batch]).float()
             step(features)
 
-    rows = []
-    for name, fn in (("feature cache", epoch_cached), ("backbone in the loop", epoch_backbone)):
-        seconds = _timed(fn, device, repeats)
-        rows.append({"benchmark": "training", "profile": profile, "mode": name,
-                     "precision": "bf16" if amp else "fp32", "images_per_s": images / seconds})
-    rows[0]["speedup_vs_backbone_in_the_loop"] = rows[0]["images_per_s"] / rows[1]["images_per_s"]
-    return rows
+    cache_s, backbone_s = _timed_pairs(epoch_cached, epoch_backbone, device, repeats)
+    precision = "bf16" if amp else "fp32"
+    return [{"benchmark": "training", "profile": profile, "mode": "feature cache",
+             "precision": precision, "images_per_s": images / statistics.median(cache_s),
+             "speedup_vs_backbone_in_the_loop": statistics.median(
+                 [b / c for c, b in zip(cache_s, backbone_s, strict=True)])},
+            {"benchmark": "training", "profile": profile, "mode": "backbone in the loop",
+             "precision": precision, "images_per_s": images / statistics.median(backbone_s)}]
 
 
 def inference_rows(profile: str, device: torch.device, images: int, amp: bool,
@@ -179,10 +199,10 @@ from adtr import profiles
 from adtr.model import ADTR, reconstruction_loss
 config = profiles.resolve(sys.argv[1])
 torch.manual_seed(0)
-model = ADTR(192, config.image_size // config.feature_stride, config)
+grid = config.image_size // config.feature_stride
+model = ADTR(192, grid, config)
 optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-features = torch.randn(config.batch_size, 192, model.body.pos.rows.shape[0],
-                       model.body.pos.rows.shape[0])
+features = torch.randn(config.batch_size, 192, grid, grid)
 def step():
     loss = reconstruction_loss(features, model(features))
     optimizer.zero_grad(set_to_none=True)
@@ -226,9 +246,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
+    parser.add_argument("--out", type=Path,
+                        help="where to write the file (default: results/benchmarks/<device>.json)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    images, repeats = (16, 1) if args.quick else (32, 2)
+    images, repeats = (16, 1) if args.quick else (32, 3)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for profile in ("paper", "cpu"):
@@ -240,7 +262,7 @@ def main() -> None:
         rows += parallel_rows("cpu", 10 if args.quick else 40)
     print_table(rows)
     name = "cuda" if device.type == "cuda" else "cpu"
-    path = project_root() / "results" / "benchmarks" / f"{name}.json"
+    path = args.out or project_root() / "results" / "benchmarks" / f"{name}.json"
     write_json(path, {"rows": rows, "record": run_record(
         experiment="benchmarks", quick=args.quick, images=images, repeats=repeats,
         environment=environment(str(device)), wall_time_s=time.perf_counter() - started,

@@ -287,6 +287,39 @@ def test_benchmark_tables(tmp_path: Path) -> None:
     assert report.benchmark_files(tmp_path / "nowhere") == []
 
 
+def test_benchmark_targets_and_batch_time_come_from_the_files(tmp_path: Path) -> None:
+    rows = [
+        {"benchmark": "training", "profile": "paper", "mode": "feature cache",
+         "precision": "fp32", "images_per_s": 9.0, "speedup_vs_backbone_in_the_loop": 1.7},
+        {"benchmark": "training", "profile": "paper", "mode": "feature cache",
+         "precision": "bf16", "images_per_s": 15.0, "speedup_vs_backbone_in_the_loop": 2.2},
+        {"benchmark": "inference", "profile": "paper", "mode": "whole pipeline",
+         "precision": "fp32", "reconstruction_plus_scoring_vs_backbone": 0.57},
+        {"benchmark": "evaluation", "mode": "1725 maps of 224x224", "seconds_total": 4.4,
+         "peak_rss_gib": 2.9},
+    ]
+    (tmp_path / "cpu.json").write_text(json.dumps({"rows": rows}))
+    batch = tmp_path / "cpu" / "executed" / "batch.json"
+    batch.parent.mkdir(parents=True)
+    batch.write_text(json.dumps({
+        "written_at": "2026-11-29T17:00:00+00:00", "profile": "cpu", "jobs": 2,
+        "threads_per_notebook": 1, "wall_time_s": 2520.4,
+        "notebooks": [{"notebook": "01_main_results", "seconds": 700.0},
+                      {"notebook": "06_tsne", "seconds": 20.2}],
+        "environment": {"cpu_count": 2, "device": "cpu", "git_commit": "abc1234"}}))
+    targets = report.benchmark_targets(tmp_path / "cpu.json", batch)
+    assert list(zip(targets["Measured"], targets["Met"], strict=True)) == [
+        ("1.70x", "no"), ("2.20x", "yes"), ("57%", "yes"), ("4.4 s, 2.90 GiB", "yes"),
+        ("42 min 00 s", "yes")]
+    assert report.batch_files(tmp_path) == [batch]
+    text, table = report.batch_summary(batch)
+    assert "took **42 min 00 s**" in text and "2 notebooks side by side, 1 thread each" in text
+    assert list(table["Time"]) == ["11 min 40 s", "20 s"]
+    assert report.batch_time_text("cpu", {}, tmp_path) == (
+        "42 min 00 s of wall time (2 notebooks side by side)")
+    assert report.batch_time_text("paper", {}, tmp_path) == "0 s (the sum of its notebooks' times)"
+
+
 def test_choices_and_figure() -> None:
     config = {"image_size": 224, "feature_stride": 16, "backbone": "efficientnet_b4",
               "stages": [0, 1, 2, 3], "standardize": False, "num_encoder_layers": 4,
