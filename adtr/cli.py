@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int)
     fit.add_argument("--device", help="auto, cpu or cuda[:N]")
     fit.add_argument("--precision", choices=profiles.PRECISIONS,
-                     help="auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16")
+                     help="the transformer's arithmetic: auto (bf16 autocast on CUDA, fp32 "
+                     "on the CPU), fp32 or bf16 (autocast on the CPU too)")
     fit.add_argument("--out", type=Path, help="output folder (default: runs/<profile>/<category>)")
     fit.add_argument("--cache-dir", type=Path, help="feature cache (default: ~/.cache/adtr)")
     fit.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -6,11 +6,17 @@ notebook's hash, the package's hash). A notebook whose stamp matches is skipped 
 ``force``; a failing notebook does not stop the others, and the summary names the cell
 and error of each failure. ``$ADTR_NOTEBOOKS_DIR`` runs the notebooks of another folder.
 
-With ``jobs > 1`` notebooks run side by side: one GPU each where several exist, else each
-gets its share of the CPU cores (``OMP_NUM_THREADS``), and the longest (by the time its last
-stamp recorded) start first. Notebooks that need the same training run share it: the first
-trains it under a lock, the others wait and read it back. A batch that ran every notebook
-writes ``batch.json`` beside the stamps: its wall time, jobs and threads.
+With ``jobs > 1`` notebooks run side by side: on the least busy GPU where several exist;
+without a GPU each gets its share of the CPU cores (``OMP_NUM_THREADS``; a user's own value
+wins); the longest (by the time its last stamp recorded) start first. Notebooks that need
+the same training run share it: the first trains it under a lock, the others wait and read
+it back.
+
+A batch that ran every notebook with the profile's own settings (only the locations of data
+and outputs given) and found no finished run under ``runs/<profile>/`` writes ``batch.json``
+beside the stamps: its wall time from data generation to the last notebook, jobs and
+threads. Any other batch that ran a notebook removes an older ``batch.json``, which would
+no longer describe the results beside it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -119,15 +126,25 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, force: bo
     return Outcome(name, "ok", seconds)
 
 
+#: Parameters that say where things are, not what is computed: a batch given only these
+#: runs the profile's own experiments.
+LOCATION_PARAMETERS = frozenset({"profile", "results_dir", "runs_dir", "data_root",
+                                 "cifar_root", "cifar100_root"})
+
+
 def reproduce(profile: str, only: list[str] | None = None, force: bool = False, jobs: int = 1,
               parameters: dict[str, Any] | None = None) -> list[Outcome]:
     """Run the chosen notebooks; returns one outcome per notebook, in order."""
     from adtr import experiments
 
     started = time.perf_counter()  # a batch's time includes generating its data
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}")
     names = select(only)
     params = {"profile": profile, **{k: v for k, v in (parameters or {}).items()
                                     if v is not None}}
+    runs_dir = experiments.absolute(params.get("runs_dir", "runs")) / profile
+    finished_before = sum(1 for _ in runs_dir.rglob("metrics.json")) if runs_dir.is_dir() else 0
     # Validate parameters and generate offline data once, before notebooks run in parallel.
     # The one-class notebook reads CIFAR-10 or the digits, not the MVTec-layout data.
     if any(name not in ONE_CLASS_NOTEBOOKS for name in names):
@@ -140,42 +157,63 @@ def reproduce(profile: str, only: list[str] | None = None, force: bool = False, 
                           if k not in ("data_root", "categories")})
     out_dir = experiments.absolute(params.get("results_dir", "results")) / profile / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
-    if jobs < 1:
-        raise ConfigError(f"jobs must be at least 1, got {jobs}")
     gpus = _gpu_count()
-    threads = _threads_per_notebook(jobs, gpus)
+    threads = _threads_per_notebook(min(jobs, len(names)), gpus)
+    if threads is not None:
+        threads = int(os.environ.get("OMP_NUM_THREADS") or threads)  # a user's value wins
     order = longest_first(names, out_dir) if jobs > 1 else names
+    notebooks_on_gpu = [0] * gpus
+    gpu_lock = threading.Lock()
 
-    def work(index_name: tuple[int, str]) -> Outcome:
-        index, name = index_name
+    def work(name: str) -> Outcome:
         env = dict(os.environ)
-        if gpus > 1:
-            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        gpu = None
+        if gpus > 1:  # the least busy GPU
+            with gpu_lock:
+                gpu = min(range(gpus), key=notebooks_on_gpu.__getitem__)
+                notebooks_on_gpu[gpu] += 1
+            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         if threads is not None:
-            env.setdefault("OMP_NUM_THREADS", str(threads))
-            env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
-        outcome = run_notebook(name, params, out_dir, force, env)
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+        try:
+            outcome = run_notebook(name, params, out_dir, force, env)
+        finally:
+            if gpu is not None:
+                with gpu_lock:
+                    notebooks_on_gpu[gpu] -= 1
         print(f"{outcome.status:>7}  {name}  {outcome.seconds:6.0f} s  {outcome.error}",
               flush=True)
         return outcome
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        by_name = {o.name: o for o in pool.map(work, enumerate(order))}
+        by_name = {o.name: o for o in pool.map(work, order)}
     outcomes = [by_name[name] for name in names]
-    if only is None and all(o.status == "ok" for o in outcomes):
-        _write_batch_record(out_dir, profile, params, jobs, threads, outcomes,
+    batch_path = out_dir / "batch.json"
+    whole = (only is None and all(o.status == "ok" for o in outcomes)
+             and set(params) <= LOCATION_PARAMETERS and finished_before == 0)
+    if whole:
+        _write_batch_record(batch_path, profile, params, jobs, threads, outcomes,
                             time.perf_counter() - started)
+    elif any(o.status != "skipped" for o in outcomes):
+        batch_path.unlink(missing_ok=True)  # it no longer describes the results beside it
     return outcomes
 
 
-def _threads_per_notebook(jobs: int, gpus: int) -> int | None:
-    """CPU threads for each of ``jobs`` notebooks running side by side on the CPU (None:
-    leave torch's default). Two 1-thread trainings on 2 cores get ~1.4x the steps per
-    second of one 2-thread training: the transformer's small matrices use a second thread
-    poorly. A user's ``OMP_NUM_THREADS`` wins."""
-    if jobs == 1 or gpus > 0:
+def _cores() -> int:
+    """CPU cores this process may use (its affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _threads_per_notebook(side_by_side: int, gpus: int) -> int | None:
+    """CPU threads for each of ``side_by_side`` notebooks running at once on the CPU (None:
+    leave torch's default; with a GPU the threads matter little). Two 1-thread trainings on
+    2 cores get ~1.5x the images/s of one 2-thread training (the benchmark's *parallel
+    training* rows): the transformer's small matrices use a second thread poorly."""
+    if side_by_side == 1 or gpus > 0:
         return None
-    return max(1, (os.cpu_count() or 1) // jobs)
+    return max(1, _cores() // side_by_side)
 
 
 def longest_first(names: list[str], out_dir: Path) -> list[str]:
@@ -190,10 +228,10 @@ def longest_first(names: list[str], out_dir: Path) -> list[str]:
     return sorted(names, key=seconds, reverse=True)
 
 
-def _write_batch_record(out_dir: Path, profile: str, parameters: dict[str, Any], jobs: int,
+def _write_batch_record(path: Path, profile: str, parameters: dict[str, Any], jobs: int,
                         threads: int | None, outcomes: list[Outcome], seconds: float) -> None:
-    """``batch.json``: the measured wall time of a batch that ran every notebook."""
-    write_json(out_dir / "batch.json", run_record(
+    """``batch.json``: the measured wall time of a whole batch, trained from scratch."""
+    write_json(path, run_record(
         experiment="reproduce", profile=profile, parameters=parameters, jobs=jobs,
         threads_per_notebook=threads, wall_time_s=round(seconds, 1),
         notebooks=[{"notebook": o.name, "seconds": round(o.seconds, 1)} for o in outcomes],

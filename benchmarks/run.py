@@ -193,7 +193,7 @@ def evaluation_row(maps: int, size: int) -> dict[str, Any]:
 
 
 PARALLEL_CODE = """
-import sys, time, torch
+import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[2]))
 from adtr import profiles
 from adtr.model import ADTR, reconstruction_loss
@@ -207,33 +207,53 @@ def step():
     loss = reconstruction_loss(features, model(features))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
 step()
-steps, started = int(sys.argv[3]), time.perf_counter()
+print("ready", flush=True)
+sys.stdin.readline()  # every process starts timing on the same signal
+steps, started = int(sys.argv[3]), time.monotonic()
 for _ in range(steps):
     step()
-print(steps * config.batch_size / (time.perf_counter() - started))
+print(json.dumps({"images": steps * config.batch_size, "start": started,
+                  "end": time.monotonic()}))
 """
 
 
+def _train_side_by_side(profile: str, processes: int, threads: int, steps: int) -> float:
+    """Images/s of ``processes`` training processes started together: all their images over
+    the time from the first start to the last end."""
+    children = [subprocess.Popen([sys.executable, "-c", PARALLEL_CODE, profile, str(threads),
+                                  str(steps)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True) for _ in range(processes)]
+    for child in children:
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"a training process failed to start (exit {child.wait()})")
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    results = []
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"a training process failed (exit {child.returncode})")
+        results.append(json.loads(out))
+    span = max(r["end"] for r in results) - min(r["start"] for r in results)
+    return sum(r["images"] for r in results) / span
+
+
 def parallel_rows(profile: str, steps: int) -> list[dict[str, Any]]:
-    """Training images/s (feature cache) of one process with every core vs one process per
-    core side by side, all on the same machine at the same time of the run. A model of the
+    """Training images/s (feature cache) of one process with every core vs one 1-thread
+    process per core side by side (what ``adtr reproduce --jobs N`` does). A model of the
     profile's size on 192 channels (EfficientNet-Lite0's stages 0-3)."""
     cores = os.cpu_count() or 1
-
-    def launch(threads: int) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", PARALLEL_CODE, profile, str(threads),
-                                 str(steps)], stdout=subprocess.PIPE, text=True)
-
-    alone = float(launch(cores).communicate()[0])
-    side_by_side = [launch(1) for _ in range(cores)]
-    total = sum(float(p.communicate()[0]) for p in side_by_side)
+    alone = _train_side_by_side(profile, 1, cores, steps)
+    side_by_side = _train_side_by_side(profile, cores, 1, steps)
     return [{"benchmark": "parallel training", "profile": profile,
              "mode": f"1 process x {cores} threads", "images_per_s": alone},
             {"benchmark": "parallel training", "profile": profile,
-             "mode": f"{cores} processes x 1 thread", "images_per_s": total,
-             "speedup_vs_one_process": total / alone}]
+             "mode": f"{cores} processes x 1 thread", "images_per_s": side_by_side,
+             "speedup_vs_one_process": side_by_side / alone}]
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
