@@ -1200,6 +1200,13 @@ def batch_files(results_dir: str | Path | None = None) -> list[Path]:
     return sorted(results_root(results_dir).glob("*/executed/batch.json"))
 
 
+def _arrangement(record: dict[str, Any]) -> str:
+    """How a batch record's notebooks ran: one at a time or side by side."""
+    if record["jobs"] == 1:
+        return "one notebook at a time"
+    return f"{record['jobs']} notebooks side by side"
+
+
 def batch_time_text(profile: str, experiments: dict[str, Experiment | None],
                     results_dir: str | Path | None = None) -> str:
     """How long the profile's batch took: the wall time of its ``batch.json`` where a whole
@@ -1207,9 +1214,7 @@ def batch_time_text(profile: str, experiments: dict[str, Experiment | None],
     path = results_root(results_dir) / profile / "executed" / "batch.json"
     if path.is_file():
         record = json.loads(path.read_text())
-        how = ("one notebook at a time" if record["jobs"] == 1
-               else f"{record['jobs']} notebooks side by side")
-        return f"{duration(record['wall_time_s'])} of wall time ({how})"
+        return f"{duration(record['wall_time_s'])} of wall time ({_arrangement(record)})"
     seconds = sum(e.stamp.get("seconds", 0) for e in experiments.values() if e is not None)
     return f"{duration(seconds)} (the sum of its notebooks' times)"
 
@@ -1219,12 +1224,9 @@ def batch_summary(path: Path) -> tuple[str, pd.DataFrame]:
     record = json.loads(path.read_text())
     env = record.get("environment", {})
     threads = record.get("threads_per_notebook")
-    if record["jobs"] == 1:
-        side = "one notebook at a time"
-    else:
-        side = f"{record['jobs']} notebooks side by side"
-        if threads:
-            side += f", {threads} thread{'s' if threads > 1 else ''} each"
+    side = _arrangement(record)
+    if record["jobs"] > 1 and threads:
+        side += f", {threads} thread{'s' if threads > 1 else ''} each"
     text = (f"The whole `{record['profile']}` batch took **{duration(record['wall_time_s'])}** "
             f"of wall time ({side}), from generating the data to the last figure, on "
             f"{env.get('cpu_count', '?')} CPU cores ({env.get('device', '?')}), "

@@ -193,13 +193,13 @@ def reproduce(profile: str, only: list[str] | None = None, force: bool = False, 
              and set(params) <= LOCATION_PARAMETERS and finished_before == 0)
     if whole:
         _write_batch_record(batch_path, profile, params, jobs, threads, outcomes,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, "cuda" if gpus else "cpu")
     elif any(o.status != "skipped" for o in outcomes):
         batch_path.unlink(missing_ok=True)  # it no longer describes the results beside it
     return outcomes
 
 
-def _cores() -> int:
+def cores() -> int:
     """CPU cores this process may use (its affinity where the system tells it)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
@@ -213,7 +213,7 @@ def _threads_per_notebook(side_by_side: int, gpus: int) -> int | None:
     training* rows): the transformer's small matrices use a second thread poorly."""
     if side_by_side == 1 or gpus > 0:
         return None
-    return max(1, _cores() // side_by_side)
+    return max(1, cores() // side_by_side)
 
 
 def longest_first(names: list[str], out_dir: Path) -> list[str]:
@@ -229,13 +229,14 @@ def longest_first(names: list[str], out_dir: Path) -> list[str]:
 
 
 def _write_batch_record(path: Path, profile: str, parameters: dict[str, Any], jobs: int,
-                        threads: int | None, outcomes: list[Outcome], seconds: float) -> None:
+                        threads: int | None, outcomes: list[Outcome], seconds: float,
+                        device: str) -> None:
     """``batch.json``: the measured wall time of a whole batch, trained from scratch."""
     write_json(path, run_record(
         experiment="reproduce", profile=profile, parameters=parameters, jobs=jobs,
         threads_per_notebook=threads, wall_time_s=round(seconds, 1),
         notebooks=[{"notebook": o.name, "seconds": round(o.seconds, 1)} for o in outcomes],
-        environment=environment("cuda" if _gpu_count() else "cpu")))
+        environment=environment(device)))
 
 
 def _gpu_count() -> int:

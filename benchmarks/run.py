@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from typing import Any
 
 import torch
 
-from adtr import profiles
+from adtr import profiles, reproduce
 from adtr.backbones import FeatureExtractor
 from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
 from adtr.records import environment, project_root, run_record, write_json
@@ -39,35 +38,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device: torch.device, repeats: int) -> float:
-    """Seconds per call: one warm-up call, then the median of ``repeats`` timed calls
-    (the median ignores a call slowed down by another process)."""
-    fn()
-    _sync(device)
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
+def _timed_turns(*fns, device: torch.device, repeats: int) -> list[list[float]]:
+    """Seconds of ``repeats`` calls of each function, taken in turns (first, second, first,
+    ...) after one warm-up call each: a slow spell of the machine then hits all of them."""
+    for fn in fns:
         fn()
-        _sync(device)
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
-
-
-def _timed_pairs(first, second, device: torch.device, repeats: int
-                 ) -> tuple[list[float], list[float]]:
-    """Seconds of ``repeats`` calls of each, taken in turns (first, second, first, ...)
-    after one warm-up call each: a slow spell of the machine then hits both, and the
-    median of the per-turn ratios stays put where separate medians would drift."""
-    first(), second()
     _sync(device)
-    times: tuple[list[float], list[float]] = ([], [])
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, out in ((first, times[0]), (second, times[1])):
+        for fn, out in zip(fns, times, strict=True):
             started = time.perf_counter()
             fn()
             _sync(device)
             out.append(time.perf_counter() - started)
     return times
+
+
+def _timed(fn, device: torch.device, repeats: int) -> float:
+    """Seconds per call: the median of ``repeats`` timed calls after a warm-up (the median
+    ignores a call slowed down by another process)."""
+    return statistics.median(_timed_turns(fn, device=device, repeats=repeats)[0])
 
 
 def _setup(profile: str, device: torch.device) -> tuple[profiles.RunConfig, FeatureExtractor,
@@ -109,7 +99,10 @@ def training_rows(profile: str, device: torch.device, images: int, amp: bool,
                 features = extractor(pixels[i:i + batch]).float()
             step(features)
 
-    cache_s, backbone_s = _timed_pairs(epoch_cached, epoch_backbone, device, repeats)
+    # In turns, and the ratio as the median of per-turn ratios: separate medians drift apart
+    # on a shared machine.
+    cache_s, backbone_s = _timed_turns(epoch_cached, epoch_backbone, device=device,
+                                       repeats=repeats)
     precision = "bf16" if amp else "fp32"
     return [{"benchmark": "training", "profile": profile, "mode": "feature cache",
              "precision": precision, "images_per_s": images / statistics.median(cache_s),
@@ -246,7 +239,7 @@ def parallel_rows(profile: str, steps: int) -> list[dict[str, Any]]:
     """Training images/s (feature cache) of one process with every core vs one 1-thread
     process per core side by side (what ``adtr reproduce --jobs N`` does). A model of the
     profile's size on 192 channels (EfficientNet-Lite0's stages 0-3)."""
-    cores = os.cpu_count() or 1
+    cores = reproduce.cores()
     alone = _train_side_by_side(profile, 1, cores, steps)
     side_by_side = _train_side_by_side(profile, cores, 1, steps)
     return [{"benchmark": "parallel training", "profile": profile,
@@ -278,7 +271,7 @@ def main() -> None:
             rows += training_rows(profile, device, images, amp, repeats)
             rows += inference_rows(profile, device, images, amp, repeats)
     rows.append(evaluation_row(1725 if not args.quick else 200, 224))
-    if device.type == "cpu" and (os.cpu_count() or 1) > 1:
+    if device.type == "cpu" and reproduce.cores() > 1:
         rows += parallel_rows("cpu", 10 if args.quick else 40)
     print_table(rows)
     name = "cuda" if device.type == "cuda" else "cpu"

@@ -64,7 +64,7 @@ def test_side_by_side_notebooks_share_the_cores_and_the_batch_time_is_recorded(
               "import os, time\nassert os.environ['OMP_NUM_THREADS'] == '2', os.environ\n"
               "time.sleep(3)")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(reproduce, "_cores", lambda: 4)
+    monkeypatch.setattr(reproduce, "cores", lambda: 4)
     monkeypatch.setattr(reproduce, "_gpu_count", lambda: 0)
     params = {"data_root": str(tiny_root), "results_dir": str(batch / "results"),
               "runs_dir": str(batch / "runs")}
