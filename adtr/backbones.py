@@ -4,6 +4,8 @@
 asks timm for the channels and strides of the selected stages, resizes every stage
 bilinearly to one grid (``image_size / feature_stride``) and concatenates them on
 channels. It is always in eval mode with gradients off: the paper's backbone is frozen.
+Blocks after the deepest selected stage are dropped (``drop_unused_blocks``): their
+output would be thrown away.
 
 Pretrained weights are resolved here and nowhere else (``resolve_weights``), in order:
 1. an explicit checkpoint file (``weights="/path/to/file.pth"``);
@@ -198,6 +200,22 @@ class PixelPatches(nn.Module):
         return F.pixel_unshuffle(images, self.stride)
 
 
+def drop_unused_blocks(model: nn.Module) -> None:
+    """Cut a timm feature model after the block of its deepest selected stage.
+
+    timm's EfficientNet feature models (``EfficientNetFeatures``) run every block and keep
+    the outputs of the selected stages, so with the paper's stages 0-3 of EfficientNet-B4
+    the stride-32 blocks (a quarter of the backbone's FLOPs at 224 px) ran for nothing.
+    timm's generic ``FeatureListNet`` (ResNets) already stops at the last selected module.
+    """
+    blocks = getattr(model, "blocks", None)
+    if not isinstance(blocks, nn.Sequential):
+        return
+    used = [name.split(".") for name in model.feature_info.module_name()]
+    kept = max((int(parts[1]) + 1 for parts in used if parts[0] == "blocks"), default=0)
+    model.blocks = blocks[:kept]
+
+
 class FeatureExtractor(nn.Module):
     """Frozen timm backbone -> selected stages resized to one grid -> concatenated."""
 
@@ -216,6 +234,7 @@ class FeatureExtractor(nn.Module):
                 f"(strides {probe.feature_info.reduction()})"
             )
         self.model = timm.create_model(name, features_only=True, out_indices=stages)
+        drop_unused_blocks(self.model)
         resolved = resolve_weights(name, weights)
         if resolved.state_dict is not None:
             self._load(resolved.state_dict, name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,16 +134,23 @@ def run_one(setup: Setup, category: str, seed: int, progress: bool = False,
     if config.variant == "adtr_plus":
         base = run_one(setup, category, seed, progress, **{**overrides, "variant": "adtr"})
         base_checkpoint = Path(base["record"]["checkpoint"])
-    out = run_dir(config, category, setup.runs_dir)
+    return shared_run(run_dir(config, category, setup.runs_dir), config, lambda out: train.fit(
+        config, category, out, progress=progress, base_checkpoint=base_checkpoint))
+
+
+def shared_run(out: Path, config: profiles.RunConfig,
+               compute: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """The result in ``out/metrics.json`` when it was made with ``config``, else
+    ``compute(out)``, which must write that file. Under a file lock: notebooks running side
+    by side that need the same run train it once (the others wait, then read it)."""
     out.mkdir(parents=True, exist_ok=True)
-    with FileLock(out / ".lock"):  # notebooks running side by side share runs
+    with FileLock(out / ".lock"):
         metrics_file = out / "metrics.json"
         if metrics_file.is_file():
             result = json.loads(metrics_file.read_text())
             if result["record"]["config"] == config.to_dict():
                 return result
-        return train.fit(config, category, out, progress=progress,
-                         base_checkpoint=base_checkpoint)
+        return compute(out)
 
 
 def run_grid(setup: Setup, variants: dict[str, dict[str, Any]],

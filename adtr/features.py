@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from adtr.data import IMAGENET_MEAN, IMAGENET_STD, Sample, load_image
+from adtr.errors import DataError
 from adtr.records import atomic_path, file_sha256
 
 _MEMORY: dict[str, Tensor] = {}
@@ -94,18 +95,67 @@ def _write_cache(path: Path, features: Tensor) -> None:
         tmp.write_text(file_sha256(path))
 
 
+class _ImageFiles(torch.utils.data.Dataset):
+    """Decoded, resized, normalised images of ``samples`` (what ``extract`` feeds the backbone).
+
+    A file that cannot be read comes back as its ``DataError`` instead of being raised in the
+    worker, so that the caller raises it with its own message (a worker's exception reaches
+    the main process wrapped in a traceback text)."""
+
+    def __init__(self, samples: Sequence[Sample], image_size: int) -> None:
+        self.samples, self.image_size = samples, image_size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Tensor | DataError:
+        try:
+            return torch.from_numpy(load_image(self.samples[index].image, self.image_size)[0])
+        except DataError as error:
+            return error
+
+
+def _stack(items: list[Tensor | DataError]) -> Tensor | DataError:
+    """A batch, or the first error among its images."""
+    errors = [item for item in items if isinstance(item, DataError)]
+    return errors[0] if errors else torch.stack(items)
+
+
+def loader_workers(images: int, batch_size: int, device: torch.device) -> int:
+    """DataLoader processes that decode images while the backbone runs on a GPU: this
+    process's share of the cores (``torch.get_num_threads()``, which ``adtr reproduce
+    --jobs`` splits), at most 8; none for a single batch (starting workers costs more than
+    they save there).
+
+    None on the CPU: there the backbone already runs on every core of the share, and a
+    worker decoding beside it slows it down more than it saves (the benchmark's
+    *feature extraction* row measures this on the machine at hand)."""
+    if device.type == "cpu" or images <= batch_size:
+        return 0
+    return min(8, torch.get_num_threads())
+
+
 @torch.inference_mode()
 def extract(
     extractor: nn.Module, samples: Sequence[Sample], image_size: int, device: torch.device,
     batch_size: int = 16, progress: bool = True, desc: str = "features",
+    workers: int | None = None,
 ) -> Tensor:
-    """Run the frozen extractor over ``samples``: a float32 (N, C, H, W) tensor on the CPU."""
+    """Run the frozen extractor over ``samples``: a float32 (N, C, H, W) tensor on the CPU.
+
+    Images are decoded by ``workers`` DataLoader processes (default: ``loader_workers``)
+    while the backbone runs; on CUDA batches come in pinned memory and are copied
+    asynchronously."""
     extractor = extractor.to(device)
+    if workers is None:
+        workers = loader_workers(len(samples), batch_size, device)
+    batches = torch.utils.data.DataLoader(
+        _ImageFiles(samples, image_size), batch_size=batch_size, num_workers=workers,
+        collate_fn=_stack, pin_memory=device.type == "cuda")
     out = []
-    for start in tqdm(range(0, len(samples), batch_size), desc=desc, disable=not progress,
-                      leave=False):
-        batch = samples[start:start + batch_size]
-        images = torch.from_numpy(np.stack([load_image(s.image, image_size)[0] for s in batch]))
+    for images in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        if isinstance(images, DataError):
+            raise images
         images = images.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             features = extractor(images)

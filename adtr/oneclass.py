@@ -16,7 +16,6 @@ Data sets (images in memory as uint8 RGB arrays, never downloaded):
 
 from __future__ import annotations
 
-import json
 import pickle
 import time
 from dataclasses import dataclass
@@ -25,12 +24,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from filelock import FileLock
 from tqdm.auto import tqdm
 
 from adtr import metrics, plus, profiles, train
 from adtr.backbones import build_extractor
 from adtr.errors import AdtrError, DataError
+from adtr.experiments import run_key, shared_run
 from adtr.features import cached_array_features, default_cache_dir, extractor_id
 from adtr.model import anomaly_map
 from adtr.records import environment, run_record, write_json
@@ -251,8 +250,6 @@ def setup(profile: str = "cpu", dataset: str | None = None, cifar_root: str | No
 
 
 def _run_dir(setup: OneClassSetup, config: profiles.RunConfig, normal: int) -> Path:
-    from adtr.experiments import run_key
-
     key = run_key(config, f"{setup.dataset.name} class {normal}", (Path(__file__),))
     return (setup.runs_dir / config.profile / f"oneclass-{setup.dataset.name}" /
             f"class-{normal}" / f"{config.variant}-{key}")
@@ -266,17 +263,12 @@ def run_class(setup: OneClassSetup, normal: int, seed: int, variant: str = "adtr
     if variant == "adtr_plus":
         base = run_class(setup, normal, seed, "adtr", progress)
         base_checkpoint = Path(base["record"]["checkpoint"])
-    out = _run_dir(setup, config, normal)
-    out.mkdir(parents=True, exist_ok=True)
-    with FileLock(out / ".lock"):  # processes side by side share runs, as in experiments
-        metrics_file = out / "metrics.json"
-        if metrics_file.is_file():
-            result = json.loads(metrics_file.read_text())
-            if result["record"]["config"] == config.to_dict():
-                return result
+    def compute(out: Path) -> dict[str, Any]:
         result = _train_class(setup, config, normal, out, base_checkpoint, progress)
-        write_json(metrics_file, result)
+        write_json(out / "metrics.json", result)
         return result
+
+    return shared_run(_run_dir(setup, config, normal), config, compute)
 
 
 def _train_class(setup: OneClassSetup, config: profiles.RunConfig, normal: int, out: Path,

@@ -107,6 +107,17 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def cpu_name() -> str:
+    """The CPU's model name ("AMD EPYC 7B13", ...), else the machine type ("x86_64")."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: str) -> dict[str, Any]:
     """Software and hardware that produced a result."""
     import timm
@@ -114,7 +125,9 @@ def environment(device: str) -> dict[str, Any]:
 
     info = {
         "device": device,
-        "device_name": platform.processor() or platform.machine(),
+        "device_name": cpu_name(),
+        # the widest vector instructions torch uses here (AVX2, AVX512, ...)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

@@ -1,16 +1,21 @@
 """Benchmarks: training with and without the feature cache, inference stages, evaluation.
 
-    python benchmarks/run.py [--quick] [--device cpu|cuda] [--out FILE]
+    python benchmarks/run.py [--quick] [--device cpu|cuda] [--precisions fp32 bf16 fp16]
+                             [--compile] [--out FILE]
 
 Prints a table and writes ``results/benchmarks/<device>.json`` with the run record. All
 rows of one run are measured in the same run, so their ratios hold on a noisy machine.
 Timing uses random images and random-initialised backbones: speed does not depend on the
 weights, and no result here is an accuracy.
 
-Rows: training images/s with the feature cache vs the backbone in the loop (fp32, and
-bf16 autocast), inference stage shares, evaluation time and memory, and on the CPU the
-training throughput of processes side by side (what ``adtr reproduce --jobs N`` does)
-vs one process using every core.
+Rows: training images/s with the feature cache vs the backbone in the loop, for each
+precision (fp32; bf16 autocast where the device has bf16 matrix units: CUDA, CPUs with AMX
+or AVX512-BF16; fp16 autocast with a gradient scaler on CUDA), with the bound that this
+machine's matrix-multiply speed puts on their ratio; ``torch.compile`` against eager
+(CUDA, or ``--compile``); feature extraction from MVTec-sized PNG files with and without
+DataLoader workers; inference stage shares; evaluation time and memory; and on the CPU
+the training throughput of processes side by side (what ``adtr reproduce --jobs N``
+does) vs one process using every core.
 """
 
 from __future__ import annotations
@@ -21,16 +26,26 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
+from skimage import data as skdata
+from torch.utils.flop_counter import FlopCounterMode
 
 from adtr import profiles, reproduce
 from adtr.backbones import FeatureExtractor
+from adtr.data import Sample
+from adtr.features import extract, loader_workers
 from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
 from adtr.records import environment, project_root, run_record, write_json
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _sync(device: torch.device) -> None:
@@ -69,11 +84,47 @@ def _setup(profile: str, device: torch.device) -> tuple[profiles.RunConfig, Feat
     return config, extractor, model
 
 
-def training_rows(profile: str, device: torch.device, images: int, amp: bool,
+def _autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    return torch.autocast(device.type, dtype=DTYPES[precision], enabled=precision != "fp32")
+
+
+def cpu_has_bf16_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AMX or AVX512-BF16); without,
+    oneDNN emulates them and bf16 is far slower than fp32."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def default_precisions(device: torch.device) -> list[str]:
+    if device.type == "cuda":
+        return ["fp32", "bf16", "fp16"]
+    return ["fp32", "bf16"] if cpu_has_bf16_units() else ["fp32"]
+
+
+def _matmul_rate(device: torch.device, precision: str) -> tuple[float, Any]:
+    """GFLOP per call of a 2048^3 matrix product at ``precision``, and the call."""
+    a, b = (torch.randn(2048, 2048, device=device, dtype=DTYPES[precision]) for _ in range(2))
+    return 2 * 2048**3 / 1e9, lambda: a @ b
+
+
+def _gflop(fn) -> float:
+    """Matrix-multiply and convolution GFLOP of one call (torch's FLOP counter)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def training_rows(profile: str, device: torch.device, images: int, precision: str,
                   repeats: int) -> list[dict[str, Any]]:
-    """Images/s of one epoch: features from the cache vs the backbone in the loop."""
+    """Images/s of one epoch: features from the cache vs the backbone in the loop.
+
+    Timed in the same turns: the backbone alone and a large matrix product, which give the
+    bound a perfect implementation could reach here: the step's matrix-multiply FLOPs at
+    this device's matrix-multiply speed (``step_s_at_matmul_peak``) against the measured
+    backbone time."""
     config, extractor, model = _setup(profile, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     batch = config.batch_size
     pixels = torch.randn(images, 3, config.image_size, config.image_size, device=device)
     with torch.inference_mode():
@@ -81,12 +132,18 @@ def training_rows(profile: str, device: torch.device, images: int, amp: bool,
     cached = cached.clone()
 
     def step(features: torch.Tensor) -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with _autocast(device, precision):
             loss = reconstruction_loss(features, model(features).float())
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)  # as in training
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def backbone(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), _autocast(device, precision):
+            return extractor(images).float()
 
     def epoch_cached() -> None:
         for i in range(0, images, batch):
@@ -94,25 +151,111 @@ def training_rows(profile: str, device: torch.device, images: int, amp: bool,
 
     def epoch_backbone() -> None:
         for i in range(0, images, batch):
-            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                 enabled=amp):
-                features = extractor(pixels[i:i + batch]).float()
-            step(features)
+            step(backbone(pixels[i:i + batch]))
 
+    def backbone_alone() -> None:
+        for i in range(0, images, batch):
+            backbone(pixels[i:i + batch])
+
+    matmul_gflop, matmul = _matmul_rate(device, precision)
+    step_gflop = _gflop(lambda: step(cached[:batch]))
     # In turns, and the ratio as the median of per-turn ratios: separate medians drift apart
     # on a shared machine.
-    cache_s, backbone_s = _timed_turns(epoch_cached, epoch_backbone, device=device,
-                                       repeats=repeats)
-    precision = "bf16" if amp else "fp32"
+    cache_s, backbone_s, alone_s, matmul_s = _timed_turns(
+        epoch_cached, epoch_backbone, backbone_alone, matmul, device=device, repeats=repeats)
+    batches = -(-images // batch)
+    step_s, backbone_batch_s = (statistics.median(t) / batches for t in (cache_s, alone_s))
+    matmul_rate = matmul_gflop / statistics.median(matmul_s)
+    peak_step_s = step_gflop / matmul_rate
     return [{"benchmark": "training", "profile": profile, "mode": "feature cache",
              "precision": precision, "images_per_s": images / statistics.median(cache_s),
              "speedup_vs_backbone_in_the_loop": statistics.median(
-                 [b / c for c, b in zip(cache_s, backbone_s, strict=True)])},
+                 [b / c for c, b in zip(cache_s, backbone_s, strict=True)]),
+             "step_gflop": step_gflop, "step_gflop_per_s": step_gflop / step_s,
+             "matmul_gflop_per_s": matmul_rate, "step_s_at_matmul_peak": peak_step_s,
+             "backbone_s_per_batch": backbone_batch_s,
+             "speedup_bound": (backbone_batch_s + peak_step_s) / peak_step_s},
             {"benchmark": "training", "profile": profile, "mode": "backbone in the loop",
              "precision": precision, "images_per_s": images / statistics.median(backbone_s)}]
 
 
-def inference_rows(profile: str, device: torch.device, images: int, amp: bool,
+def compile_rows(profile: str, device: torch.device, images: int, repeats: int
+                 ) -> list[dict[str, Any]]:
+    """Training images/s with the feature cache, ``torch.compile`` vs eager (fp32)."""
+    config, extractor, model = _setup(profile, device)
+    compiled = torch.compile(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    batch = config.batch_size
+    with torch.inference_mode():
+        features = extractor(torch.randn(batch, 3, config.image_size, config.image_size,
+                                         device=device))
+    features = features.clone()
+
+    def epoch(body: torch.nn.Module) -> Any:
+        def run() -> None:
+            for _ in range(-(-images // batch)):
+                loss = reconstruction_loss(features, body(features))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+        return run
+
+    started = time.perf_counter()
+    epoch(compiled)()  # compiles
+    _sync(device)
+    compile_s = time.perf_counter() - started
+    eager_s, compiled_s = _timed_turns(epoch(model), epoch(compiled), device=device,
+                                       repeats=repeats)
+    return [{"benchmark": "torch.compile", "profile": profile, "mode": "feature cache",
+             "precision": "fp32", "images_per_s": images / statistics.median(compiled_s),
+             "eager_images_per_s": images / statistics.median(eager_s),
+             "speedup_vs_eager": statistics.median(
+                 [e / c for e, c in zip(eager_s, compiled_s, strict=True)]),
+             "first_epoch_s": compile_s}]
+
+
+def _png_files(folder: Path, count: int, size: int) -> list[Sample]:
+    """``count`` different RGB photographs of ``size`` px as PNG files (MVTec-AD's images are
+    700-1024 px PNGs): scikit-image's coffee picture, resized and shifted in colour."""
+    base = Image.fromarray(skdata.coffee()).resize((size, size), Image.BILINEAR)
+    samples = []
+    for i in range(count):
+        path = folder / f"{i:03d}.png"
+        shifted = (np.asarray(base, dtype=np.int16) + i * 7) % 256
+        Image.fromarray(shifted.astype(np.uint8)).save(path)
+        samples.append(Sample(image=path, label=0, defect="good", mask=None))
+    return samples
+
+
+def extraction_rows(profile: str, device: torch.device, images: int, repeats: int
+                    ) -> list[dict[str, Any]]:
+    """Images/s of feature extraction from 1024-px PNG files: decoding in the main process
+    vs in DataLoader workers (``loader_workers``'s number, at least one: on the CPU, where
+    ``adtr`` uses none, the row shows what one would do)."""
+    config = profiles.resolve(profile)
+    extractor = FeatureExtractor(config.backbone, config.stages, config.image_size,
+                                 config.feature_stride, weights="random").to(device)
+    used = loader_workers(images, config.batch_size, device)
+    workers = max(1, used)
+    with tempfile.TemporaryDirectory() as folder:
+        samples = _png_files(Path(folder), images, 1024)
+
+        def run(count: int) -> Any:
+            return lambda: extract(extractor, samples, config.image_size, device,
+                                   config.batch_size, progress=False, workers=count)
+
+        serial_s, workers_s = _timed_turns(run(0), run(workers), device=device,
+                                           repeats=repeats)
+    return [{"benchmark": "feature extraction", "profile": profile,
+             "mode": "1024-px PNG files", "workers": workers, "adtr_uses_workers": used,
+             "images_per_s": images / statistics.median(workers_s),
+             "serial_images_per_s": images / statistics.median(serial_s),
+             "speedup_vs_serial": statistics.median(
+                 [s / w for s, w in zip(serial_s, workers_s, strict=True)])}]
+
+
+def inference_rows(profile: str, device: torch.device, images: int, precision: str,
                    repeats: int) -> list[dict[str, Any]]:
     """Images/s of the whole pipeline and each stage's share of its time."""
     config, extractor, model = _setup(profile, device)
@@ -124,13 +267,13 @@ def inference_rows(profile: str, device: torch.device, images: int, amp: bool,
 
     @torch.inference_mode()
     def run() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with _autocast(device, precision):
             features = extractor(pixels).float()
             reconstruction = model(features).float()
         maps = anomaly_map(features, reconstruction)
         upsample_and_score(maps, config.image_size, pool)
 
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+    with torch.inference_mode(), _autocast(device, precision):
         features = extractor(pixels).float()
         reconstruction = model(features).float()
         stages["backbone"] = _timed(lambda: extractor(pixels), device, repeats)
@@ -140,7 +283,7 @@ def inference_rows(profile: str, device: torch.device, images: int, amp: bool,
                                    pool), device, repeats)
     total = _timed(run, device, repeats)
     row = {"benchmark": "inference", "profile": profile, "mode": "whole pipeline",
-           "precision": "bf16" if amp else "fp32", "images_per_s": batch / total,
+           "precision": precision, "images_per_s": batch / total,
            "reconstruction_plus_scoring_vs_backbone":
                (stages["reconstruction"] + stages["map + score"]) / stages["backbone"]}
     total_stages = sum(stages.values())
@@ -259,17 +402,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
+    parser.add_argument("--precisions", nargs="+", choices=sorted(DTYPES),
+                        help="default: fp32, bf16 and fp16 on CUDA; fp32 on the CPU, and bf16 "
+                             "where the CPU has bf16 matrix units")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile rows on the CPU too (always on CUDA)")
     parser.add_argument("--out", type=Path,
                         help="where to write the file (default: results/benchmarks/<device>.json)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    precisions = args.precisions or default_precisions(device)
     images, repeats = (16, 1) if args.quick else (32, 3)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for profile in ("paper", "cpu"):
-        for amp in (False, True):  # bf16 autocast: tensor cores on CUDA, AMX where a CPU has it
-            rows += training_rows(profile, device, images, amp, repeats)
-            rows += inference_rows(profile, device, images, amp, repeats)
+        for precision in precisions:
+            rows += training_rows(profile, device, images, precision, repeats)
+            rows += inference_rows(profile, device, images, precision, repeats)
+        if device.type == "cuda" or args.compile:
+            rows += compile_rows(profile, device, images, repeats)
+    rows += extraction_rows("paper", device, 32 if args.quick else 64, repeats)
     rows.append(evaluation_row(1725 if not args.quick else 200, 224))
     if device.type == "cpu" and reproduce.cores() > 1:
         rows += parallel_rows("cpu", 10 if args.quick else 40)
@@ -278,6 +430,7 @@ def main() -> None:
     path = args.out or project_root() / "results" / "benchmarks" / f"{name}.json"
     write_json(path, {"rows": rows, "record": run_record(
         experiment="benchmarks", quick=args.quick, images=images, repeats=repeats,
+        precisions=precisions, cpu_has_bf16_units=cpu_has_bf16_units(),
         environment=environment(str(device)), wall_time_s=time.perf_counter() - started,
         peak_rss_gib_parent=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)})
     print(f"wrote {path}")

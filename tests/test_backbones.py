@@ -120,3 +120,18 @@ def test_paper_profile_gives_272_channels_on_a_14x14_grid() -> None:
                                            config.feature_stride, weights="random")
     assert extractor.channels == 272 and extractor.grid == 14
     assert extractor.stage_strides == [2, 4, 8, 16]
+
+
+@pytest.mark.parametrize("stages", [(0,), (1, 2, 3), (0, 1, 2, 3), (4,)])
+def test_blocks_after_the_deepest_stage_are_dropped_and_features_unchanged(stages) -> None:
+    extractor = backbones.FeatureExtractor("efficientnet_lite0", stages, 64, weights="random")
+    full = timm.create_model("efficientnet_lite0", features_only=True, out_indices=stages)
+    full.load_state_dict(extractor.model.state_dict(), strict=False)  # the kept blocks
+    full.eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        for ours, reference in zip(extractor.model(images), full(images), strict=True):
+            torch.testing.assert_close(ours, reference)
+    kept = len(extractor.model.blocks)
+    assert kept == {(0,): 1, (1, 2, 3): 5, (0, 1, 2, 3): 5, (4,): 7}[stages]
+    assert kept < len(full.blocks) or stages == (4,)
