@@ -257,37 +257,43 @@ def extraction_rows(profile: str, device: torch.device, images: int, repeats: in
 
 def inference_rows(profile: str, device: torch.device, images: int, precision: str,
                    repeats: int) -> list[dict[str, Any]]:
-    """Images/s of the whole pipeline and each stage's share of its time."""
+    """Images/s of the whole pipeline and each stage's share of its time, the stages timed
+    in turns; with the bound of a reconstruction at this device's matrix-multiply speed."""
     config, extractor, model = _setup(profile, device)
     model.eval()
     batch = 16
     pixels = torch.randn(batch, 3, config.image_size, config.image_size, device=device)
     pool = max(1, round(config.score_pool * config.image_size / 224))
-    stages: dict[str, float] = {}
 
-    @torch.inference_mode()
-    def run() -> None:
-        with _autocast(device, precision):
-            features = extractor(pixels).float()
-            reconstruction = model(features).float()
-        maps = anomaly_map(features, reconstruction)
-        upsample_and_score(maps, config.image_size, pool)
+    def staged(fn) -> Any:
+        def run() -> Any:
+            with torch.inference_mode(), _autocast(device, precision):
+                return fn()
+        return run
 
-    with torch.inference_mode(), _autocast(device, precision):
-        features = extractor(pixels).float()
-        reconstruction = model(features).float()
-        stages["backbone"] = _timed(lambda: extractor(pixels), device, repeats)
-        stages["reconstruction"] = _timed(lambda: model(features), device, repeats)
-    stages["map + score"] = _timed(
-        lambda: upsample_and_score(anomaly_map(features, reconstruction), config.image_size,
-                                   pool), device, repeats)
-    total = _timed(run, device, repeats)
+    backbone = staged(lambda: extractor(pixels).float())
+    features = backbone()
+    reconstruct = staged(lambda: model(features).float())
+    reconstruction = reconstruct()
+    score = staged(lambda: upsample_and_score(anomaly_map(features, reconstruction),
+                                              config.image_size, pool))
+    whole = staged(lambda: upsample_and_score(anomaly_map(features := backbone(), model(
+        features).float()), config.image_size, pool))
+    matmul_gflop, matmul = _matmul_rate(device, precision)
+    reconstruction_gflop = _gflop(lambda: model(features))  # (the counter needs autograd on)
+    times = _timed_turns(backbone, reconstruct, score, whole, matmul, device=device,
+                         repeats=repeats)
+    backbone_s, reconstruct_s, score_s, whole_s, matmul_s = map(statistics.median, times)
+    peak_s = reconstruction_gflop / (matmul_gflop / matmul_s)
     row = {"benchmark": "inference", "profile": profile, "mode": "whole pipeline",
-           "precision": precision, "images_per_s": batch / total,
-           "reconstruction_plus_scoring_vs_backbone":
-               (stages["reconstruction"] + stages["map + score"]) / stages["backbone"]}
-    total_stages = sum(stages.values())
-    row.update({f"share_{k}": v / total_stages for k, v in stages.items()})
+           "precision": precision, "images_per_s": batch / whole_s,
+           "reconstruction_plus_scoring_vs_backbone": statistics.median(
+               [(r + s) / b for b, r, s in zip(*times[:3], strict=True)]),
+           "reconstruction_gflop": reconstruction_gflop,
+           "reconstruction_s_at_matmul_peak": peak_s,
+           "bound_vs_backbone": (peak_s + score_s) / backbone_s}
+    stages = {"backbone": backbone_s, "reconstruction": reconstruct_s, "map + score": score_s}
+    row.update({f"share_{k}": v / sum(stages.values()) for k, v in stages.items()})
     return [row]
 
 

@@ -94,7 +94,8 @@ def test_cpu_dropout_drops_p_scales_the_rest_and_follows_the_torch_seed() -> Non
 
 
 def test_attention_with_dropout_matches_multihead_attention_without_it() -> None:
-    """The written-out attention (used when its dropout runs) is nn.MultiheadAttention's."""
+    """The written-out attention (explicit weights when its dropout runs on the CPU, SDPA
+    otherwise) is nn.MultiheadAttention's, whose parameters it uses."""
     from adtr.model import Attention
 
     torch.manual_seed(0)
@@ -104,3 +105,36 @@ def test_attention_with_dropout_matches_multihead_attention_without_it() -> None
     written_out = layer(x, context, pos_q, pos_k)
     reference = layer.attn(x + pos_q, context + pos_k, context, need_weights=False)[0]
     assert torch.allclose(written_out, layer.norm(x + reference), atol=1e-5)
+    layer.eval()  # F.scaled_dot_product_attention
+    assert torch.allclose(layer(x, context, pos_q, pos_k), layer.norm(x + reference), atol=1e-5)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_the_query_shared_by_the_batch_gives_the_per_image_result(dropout) -> None:
+    """Without dropout the first decoder self-attention runs once on the (1, HW, d) query;
+    the output and the query's gradient are those of one copy of the query per image. With
+    dropout each image gets its own copy (and its own masks)."""
+    torch.manual_seed(0)
+    model = ADTR(8, 4, profiles.resolve("smoke", dropout=dropout)).train()
+    body, x = model.body, torch.randn(3, 8, 4, 4)
+
+    def reference() -> torch.Tensor:  # the decoder fed one copy of the query per image
+        pos = body.pos()[None]
+        memory = model.input_proj(x.flatten(2).transpose(1, 2))
+        for layer in body.encoder:
+            memory = layer(memory, pos)
+        tgt = body.query[None].expand(3, -1, -1)
+        for layer in body.decoder:
+            tgt = layer(tgt, memory, pos)
+        return model.output_proj(tgt).transpose(1, 2).reshape(x.shape)
+
+    results = []
+    for forward in (model, lambda _: reference()):
+        torch.manual_seed(1)  # the same dropout masks for both
+        out = forward(x)
+        model.zero_grad()
+        out.square().sum().backward()
+        results.append((out.detach(), body.query.grad.clone()))
+    (out, grad), (expected, expected_grad) = results
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(grad, expected_grad)

@@ -311,6 +311,16 @@ def test_benchmark_targets_and_batch_time_come_from_the_files(tmp_path: Path) ->
     assert list(zip(targets["Measured"], targets["Met"], strict=True)) == [
         ("1.70x", "no"), ("2.20x", "yes"), ("57%", "yes"), ("4.4 s, 2.90 GiB", "yes"),
         ("42 min 00 s", "yes")]
+    assert "Best possible here" not in targets  # the file has no bounds
+    rows[0].update(step_gflop=163.0, matmul_gflop_per_s=181.0, step_s_at_matmul_peak=0.9,
+                   backbone_s_per_batch=0.7, speedup_bound=1.78)
+    rows[2].update(reconstruction_gflop=45.4, reconstruction_s_at_matmul_peak=0.25,
+                   bound_vs_backbone=0.49)
+    (tmp_path / "cpu.json").write_text(json.dumps({"rows": rows}))
+    bounds = report.benchmark_targets(tmp_path / "cpu.json")["Best possible here"]
+    assert list(bounds) == [
+        "1.78x: the step's 163 GFLOP at 181 GFLOP/s take 0.90 s, the backbone 0.70 s per "
+        "batch", "", "49%: the reconstruction's 45 GFLOP in 0.25 s, and the scoring", ""]
     assert report.batch_files(tmp_path) == [batch]
     text, table = report.batch_summary(batch)
     assert "took **42 min 00 s**" in text and "2 notebooks side by side, 1 thread each" in text
