@@ -1322,10 +1322,16 @@ _BENCHMARK_HEADERS = {
 }
 
 
-def benchmark_sections(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+#: Columns that name a benchmark row; they stand in every part of a split table.
+_BENCHMARK_KEYS = ("profile", "mode", "precision")
+
+
+def benchmark_sections(table: pd.DataFrame, width: int = 5) -> list[tuple[str, pd.DataFrame]]:
     """A benchmark table split by its ``benchmark`` column (training, inference, ...): each
-    part keeps only the columns it fills, with short headers, so that none is wider than the
-    page. A table without that column is one part named ""."""
+    part keeps only the columns it fills, with short headers, and at most ``width`` value
+    columns beside the naming ones (a wider part continues in another table, with the rows
+    that have values there), so that none is wider than the page. A table without that
+    column is one part named ""."""
     if table.empty:
         return []
     if "benchmark" not in table.columns:
@@ -1334,8 +1340,16 @@ def benchmark_sections(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     for name, part in table.groupby("benchmark", sort=False):
         part = part.drop(columns="benchmark")
         part = part.loc[:, (part != "").any()].reset_index(drop=True)
-        parts.append((str(name), part.rename(
-            columns=lambda c: _BENCHMARK_HEADERS.get(c, c.replace("_", " ")))))
+        keys = [c for c in part.columns if c in _BENCHMARK_KEYS]
+        values = [c for c in part.columns if c not in _BENCHMARK_KEYS]
+        for start in range(0, max(1, len(values)), width):
+            chunk = values[start:start + width]
+            piece = part[keys + chunk]
+            if start:
+                piece = piece[(piece[chunk] != "").any(axis=1)]
+            title = str(name) if not start else f"{name}, continued"
+            parts.append((title, piece.reset_index(drop=True).rename(
+                columns=lambda c: _BENCHMARK_HEADERS.get(c, c.replace("_", " ")))))
     return parts
 
 

@@ -287,6 +287,21 @@ def test_benchmark_tables(tmp_path: Path) -> None:
     assert report.benchmark_files(tmp_path / "nowhere") == []
 
 
+def test_wide_benchmark_sections_continue_in_narrow_tables() -> None:
+    table = pd.DataFrame([
+        {"benchmark": "training", "profile": "paper", "mode": "feature cache", "a": "1",
+         "b": "2", "c": "3"},
+        {"benchmark": "training", "profile": "paper", "mode": "backbone in the loop",
+         "a": "4", "b": "", "c": ""},
+        {"benchmark": "evaluation", "profile": "", "mode": "maps", "a": "", "b": "", "c": "9"},
+    ])
+    parts = report.benchmark_sections(table, width=2)
+    assert [(name, list(part.columns)) for name, part in parts] == [
+        ("training", ["profile", "mode", "a", "b"]),
+        ("training, continued", ["profile", "mode", "c"]), ("evaluation", ["mode", "c"])]
+    assert list(parts[1][1]["mode"]) == ["feature cache"]  # the row with a value there
+
+
 def test_benchmark_targets_and_batch_time_come_from_the_files(tmp_path: Path) -> None:
     rows = [
         {"benchmark": "training", "profile": "paper", "mode": "feature cache",
