@@ -69,12 +69,6 @@ def _timed_turns(*fns, device: torch.device, repeats: int) -> list[list[float]]:
     return times
 
 
-def _timed(fn, device: torch.device, repeats: int) -> float:
-    """Seconds per call: the median of ``repeats`` timed calls after a warm-up (the median
-    ignores a call slowed down by another process)."""
-    return statistics.median(_timed_turns(fn, device=device, repeats=repeats)[0])
-
-
 def _setup(profile: str, device: torch.device) -> tuple[profiles.RunConfig, FeatureExtractor,
                                                        ADTR]:
     config = profiles.resolve(profile)
@@ -101,6 +95,26 @@ def default_precisions(device: torch.device) -> list[str]:
     return ["fp32", "bf16"] if cpu_has_bf16_units() else ["fp32"]
 
 
+def _training_step(body: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   config: profiles.RunConfig, device: torch.device, precision: str = "fp32"
+                   ) -> Any:
+    """One training step of ``body`` (the model, or its compiled form) on a feature batch,
+    as in training: autocast, gradient clipping; a gradient scaler for fp16."""
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    def step(features: torch.Tensor) -> None:
+        with _autocast(device, precision):
+            loss = reconstruction_loss(features, body(features).float())
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(body.parameters(), config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+
+    return step
+
+
 def _matmul_rate(device: torch.device, precision: str) -> tuple[float, Any]:
     """GFLOP per call of a 2048^3 matrix product at ``precision``, and the call."""
     a, b = (torch.randn(2048, 2048, device=device, dtype=DTYPES[precision]) for _ in range(2))
@@ -124,22 +138,12 @@ def training_rows(profile: str, device: torch.device, images: int, precision: st
     backbone time."""
     config, extractor, model = _setup(profile, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    step = _training_step(model, optimizer, config, device, precision)
     batch = config.batch_size
     pixels = torch.randn(images, 3, config.image_size, config.image_size, device=device)
     with torch.inference_mode():
         cached = torch.cat([extractor(pixels[i:i + batch]) for i in range(0, images, batch)])
     cached = cached.clone()
-
-    def step(features: torch.Tensor) -> None:
-        with _autocast(device, precision):
-            loss = reconstruction_loss(features, model(features).float())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)  # as in training
-        scaler.step(optimizer)
-        scaler.update()
 
     def backbone(images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), _autocast(device, precision):
@@ -192,13 +196,11 @@ def compile_rows(profile: str, device: torch.device, images: int, repeats: int
     features = features.clone()
 
     def epoch(body: torch.nn.Module) -> Any:
+        step = _training_step(body, optimizer, config, device)
+
         def run() -> None:
             for _ in range(-(-images // batch)):
-                loss = reconstruction_loss(features, body(features))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
+                step(features)
         return run
 
     started = time.perf_counter()
@@ -233,9 +235,7 @@ def extraction_rows(profile: str, device: torch.device, images: int, repeats: in
     """Images/s of feature extraction from 1024-px PNG files: decoding in the main process
     vs in DataLoader workers (``loader_workers``'s number, at least one: on the CPU, where
     ``adtr`` uses none, the row shows what one would do)."""
-    config = profiles.resolve(profile)
-    extractor = FeatureExtractor(config.backbone, config.stages, config.image_size,
-                                 config.feature_stride, weights="random").to(device)
+    config, extractor, _ = _setup(profile, device)
     used = loader_workers(images, config.batch_size, device)
     workers = max(1, used)
     with tempfile.TemporaryDirectory() as folder:
@@ -277,8 +277,13 @@ def inference_rows(profile: str, device: torch.device, images: int, precision: s
     reconstruction = reconstruct()
     score = staged(lambda: upsample_and_score(anomaly_map(features, reconstruction),
                                               config.image_size, pool))
-    whole = staged(lambda: upsample_and_score(anomaly_map(features := backbone(), model(
-        features).float()), config.image_size, pool))
+
+    def pipeline() -> Any:
+        new_features = extractor(pixels).float()
+        maps = anomaly_map(new_features, model(new_features).float())
+        return upsample_and_score(maps, config.image_size, pool)
+
+    whole = staged(pipeline)
     matmul_gflop, matmul = _matmul_rate(device, precision)
     reconstruction_gflop = _gflop(lambda: model(features))  # (the counter needs autograd on)
     times = _timed_turns(backbone, reconstruct, score, whole, matmul, device=device,
