@@ -200,6 +200,9 @@ class PixelPatches(nn.Module):
         return F.pixel_unshuffle(images, self.stride)
 
 
+MEMORY_FORMAT = torch.channels_last  # of the backbone's activations (FeatureExtractor)
+
+
 def drop_unused_blocks(model: nn.Module) -> None:
     """Cut a timm feature model after the block of its deepest selected stage.
 
@@ -217,7 +220,12 @@ def drop_unused_blocks(model: nn.Module) -> None:
 
 
 class FeatureExtractor(nn.Module):
-    """Frozen timm backbone -> selected stages resized to one grid -> concatenated."""
+    """Frozen timm backbone -> selected stages resized to one grid -> concatenated.
+
+    The backbone runs in channels-last layout (``MEMORY_FORMAT``), which oneDNN's and cuDNN's
+    convolutions prefer: EfficientNet-B4's stages 0-3 ran 15 % faster on a 2-core CPU than
+    in the default layout, EfficientNet-Lite0's 30 %. The features it returns are contiguous.
+    """
 
     def __init__(
         self, name: str, stages: tuple[int, ...], image_size: int, feature_stride: int = 16,
@@ -250,6 +258,7 @@ class FeatureExtractor(nn.Module):
             )
         self.channels = sum(self.stage_channels)
         self.grid = image_size // feature_stride
+        self.model.to(memory_format=MEMORY_FORMAT)
         self.eval()
         for parameter in self.parameters():
             parameter.requires_grad_(False)
@@ -272,9 +281,9 @@ class FeatureExtractor(nn.Module):
         size = (self.grid, self.grid)
         maps = [
             F.interpolate(stage, size=size, mode="bilinear", align_corners=False)
-            for stage in self.model(images)
+            for stage in self.model(images.contiguous(memory_format=MEMORY_FORMAT))
         ]
-        return torch.cat(maps, dim=1)
+        return torch.cat(maps, dim=1).contiguous()
 
 
 def build_extractor(

@@ -211,11 +211,14 @@ def load_masks(samples: list[Sample], size: int) -> np.ndarray:
     return masks
 
 
-def describe_root(root: str | Path, category: str) -> dict:
-    """What a run record says about its data: path, name, synthetic or real, counts."""
+def describe_root(root: str | Path, category: str, train: list[Sample] | None = None,
+                  test: list[Sample] | None = None) -> dict:
+    """What a run record says about its data: path, name, synthetic or real, counts.
+
+    ``train`` and ``test`` are the category's samples where the caller has listed them."""
     name, synthetic = dataset_name(root)
-    train = list_samples(root, category, "train")
-    test = list_samples(root, category, "test")
+    train = list_samples(root, category, "train") if train is None else train
+    test = list_samples(root, category, "test") if test is None else test
     info = {
         "path": str(Path(root).resolve()),
         "name": name,

@@ -26,6 +26,8 @@ from filelock import FileLock
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from adtr.allocator import keep_freed_memory
+from adtr.backbones import MEMORY_FORMAT
 from adtr.data import IMAGENET_MEAN, IMAGENET_STD, Sample, load_image
 from adtr.errors import DataError
 from adtr.records import atomic_path, file_sha256
@@ -63,13 +65,15 @@ def cache_key(extractor_id: dict, samples: Sequence[Sample]) -> str:
 
 def extractor_id(extractor: nn.Module, backbone: str, stages: Sequence[int], image_size: int,
                  feature_stride: int) -> dict:
-    """What identifies a feature map: everything that would change its values."""
+    """What identifies a feature map: everything that would change its values (the memory
+    layout too: convolutions in another layout round differently)."""
     return {
         "backbone": backbone,
         "weights": extractor.weights_source,
         "stages": list(stages),
         "image_size": image_size,
         "feature_stride": feature_stride,
+        "memory_format": str(MEMORY_FORMAT),
     }
 
 
@@ -146,6 +150,7 @@ def extract(
     Images are decoded by ``workers`` DataLoader processes (default: ``loader_workers``)
     while the backbone runs; on CUDA batches come in pinned memory and are copied
     asynchronously."""
+    keep_freed_memory()
     extractor = extractor.to(device)
     if workers is None:
         workers = loader_workers(len(samples), batch_size, device)
@@ -204,6 +209,7 @@ def extract_arrays(extractor: nn.Module, images: np.ndarray, image_size: int,
                    device: torch.device, batch_size: int = 64, progress: bool = True,
                    desc: str = "features") -> Tensor:
     """``extract`` for images held in memory: uint8 RGB (N, h, w, 3)."""
+    keep_freed_memory()
     extractor = extractor.to(device)
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress,

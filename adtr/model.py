@@ -114,13 +114,13 @@ class FeedForward(nn.Module):
 class Attention(nn.Module):
     """Multi-head attention with a post-norm residual; positions are added to q and k.
 
-    The parameters are those of ``self.attn``, an ``nn.MultiheadAttention`` (its
-    initialisation and state-dict layout); the forward is written out because the values
-    get no positions, so q, k and v have three different inputs, for which the module
-    transposes and copies its inputs. Attention itself is
-    ``F.scaled_dot_product_attention`` (a fused kernel, dropout included on CUDA); only
-    when training on the CPU with dropout are the weights softmax(q k^T / sqrt(d / heads))
-    formed explicitly, for our fast ``Dropout``.
+    The parameters live in ``self.attn``, an ``nn.MultiheadAttention``, for its
+    initialisation and state-dict layout. Its forward is not used: q, k and v have three
+    different inputs here (the values get no positions), and for those the module
+    transposes and copies them first. Attention itself is ``F.scaled_dot_product_attention``
+    (a fused kernel, with dropout on CUDA). Only when training on the CPU with dropout are
+    the weights softmax(q k^T / sqrt(d / heads)) formed explicitly, so that our fast
+    ``Dropout`` can apply to them.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
@@ -188,6 +188,7 @@ class TransformerReconstructor(nn.Module):
         self.decoder = nn.ModuleList(
             DecoderLayer(dim, heads, hidden, p) for _ in range(config.num_decoder_layers)
         )
+        self.dropout_p = p
         self.query = nn.Parameter(torch.zeros(grid * grid, dim)) if use_query else None
         if self.query is not None:
             nn.init.normal_(self.query, std=0.02)
@@ -199,7 +200,7 @@ class TransformerReconstructor(nn.Module):
             memory = layer(memory, pos)
         if self.query is None:
             tgt = tokens
-        elif any(m.active for m in self.decoder[0].self_attn.modules() if isinstance(m, Dropout)):
+        elif self.training and self.dropout_p > 0:
             tgt = self.query[None].expand(tokens.shape[0], -1, -1)  # a dropout mask per image
         else:
             # The same for every image: the first decoder self-attention runs on it once.

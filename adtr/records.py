@@ -2,13 +2,15 @@
 
 Every file is written atomically (a temporary file in the same folder, then a rename),
 so a run killed at any moment leaves either the old file or the new one, never half of
-one. Every result carries a run record: what was run, on which data, with which
-backbone and weights, for how long, on which machine and software.
+one; the next write of that file deletes the killed writer's temporary file. Every result
+carries a run record: what was run, on which data, with which backbone and weights, for
+how long, on which machine and software.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import math
@@ -24,12 +26,41 @@ from typing import Any
 import numpy as np
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Delete the temporary files of ``path`` whose writer was killed: the pid in their
+    name no longer runs (a writer that is still running keeps its file)."""
+    start = len(path.name) + 2  # after ".<name>."
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[start:].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary file is ``.<name>.<pid>.<random>.tmp``. A writer killed before the rename
+    leaves it behind; the next write of ``path`` deletes it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_abandoned(path)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                   dir=path.parent)
     os.close(handle)
     try:
         yield Path(tmp)

@@ -1319,6 +1319,8 @@ _BENCHMARK_HEADERS = {
     "serial_images_per_s": "serial images/s",
     "speedup_vs_serial": "x serial",
     "adtr_uses_workers": "workers adtr uses",
+    "page_faults_per_batch": "page faults / batch",
+    "speedup_vs_glibc_as_it_is": "x glibc as it is",
 }
 
 

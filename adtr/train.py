@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from adtr import data, metrics
+from adtr.allocator import keep_freed_memory
 from adtr.backbones import build_extractor
 from adtr.errors import AdtrError
 from adtr.features import cached_features, default_cache_dir, extractor_id
@@ -76,12 +77,12 @@ class CategoryData:
 def load_category(config: RunConfig, category: str, device: torch.device,
                   cache_dir: Path | None = None, progress: bool = True) -> CategoryData:
     """Validate the data, build the frozen extractor and get (cached) features."""
-    info = data.describe_root(config.data_root, category)
     train = data.list_samples(config.data_root, category, "train")
+    test = data.list_samples(config.data_root, category, "test")
+    info = data.describe_root(config.data_root, category, train, test)
     if config.max_train_images:
         train = train[:config.max_train_images]
         info = {**info, "n_train_used": len(train)}
-    test = data.list_samples(config.data_root, category, "test")
     extractor = build_extractor(config.backbone, config.stages, config.image_size,
                                 config.feature_stride, config.weights)
     ident = extractor_id(extractor, config.backbone, config.stages, config.image_size,
@@ -174,6 +175,7 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
     ``step_loss`` (its objective) and ``identity`` (what else a resumable checkpoint must
     match, e.g. the base model's checksum).
     """
+    keep_freed_memory()
     checkpoint_path = out_dir / "checkpoint.pt"
     seed_everything(config.seed)
     model, standardizer = build_model(config, features.shape[1])

@@ -13,7 +13,8 @@ precision (fp32; bf16 autocast where the device has bf16 matrix units: CUDA, CPU
 or AVX512-BF16; fp16 autocast with a gradient scaler on CUDA), with the bound that this
 machine's matrix-multiply speed puts on their ratio; ``torch.compile`` against eager
 (CUDA, or ``--compile``); feature extraction from MVTec-sized PNG files with and without
-DataLoader workers; inference stage shares; evaluation time and memory; and on the CPU
+DataLoader workers; the backbone with glibc's malloc as it is vs keeping freed memory
+(``adtr.allocator``); inference stage shares; evaluation time and memory; and on the CPU
 the training throughput of processes side by side (what ``adtr reproduce --jobs N``
 does) vs one process using every core.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -39,6 +41,7 @@ from skimage import data as skdata
 from torch.utils.flop_counter import FlopCounterMode
 
 from adtr import profiles, reproduce
+from adtr.allocator import keep_freed_memory
 from adtr.backbones import FeatureExtractor
 from adtr.data import Sample
 from adtr.features import extract, loader_workers
@@ -306,6 +309,8 @@ EVALUATION_CODE = """
 import json, resource, time, sys
 import numpy as np
 from adtr import metrics
+from adtr.allocator import keep_freed_memory
+keep_freed_memory()  # as in an adtr run, whose evaluation follows training
 n, size = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(0)
 maps = rng.random((n, size, size), dtype=np.float32)
@@ -343,6 +348,8 @@ PARALLEL_CODE = """
 import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[2]))
 from adtr import profiles
+from adtr.allocator import keep_freed_memory
+keep_freed_memory()  # as adtr's training does
 from adtr.model import ADTR, reconstruction_loss
 config = profiles.resolve(sys.argv[1])
 torch.manual_seed(0)
@@ -403,6 +410,52 @@ def parallel_rows(profile: str, steps: int) -> list[dict[str, Any]]:
              "speedup_vs_one_process": side_by_side / alone}]
 
 
+ALLOCATOR_CODE = """
+import json, resource, statistics, sys, time, torch
+from adtr import profiles
+from adtr.allocator import keep_freed_memory
+from adtr.backbones import FeatureExtractor
+kept = keep_freed_memory()
+config = profiles.resolve(sys.argv[1])
+extractor = FeatureExtractor(config.backbone, config.stages, config.image_size,
+                             config.feature_stride, weights="random")
+images = torch.randn(16, 3, config.image_size, config.image_size)
+seconds, faults = [], []
+with torch.inference_mode():
+    extractor(images)
+    for _ in range(int(sys.argv[2])):
+        before, started = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+        extractor(images)
+        seconds.append(time.perf_counter() - started)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"kept": kept, "seconds": statistics.median(seconds),
+                  "faults": statistics.median(faults)}))
+"""
+
+
+def allocator_rows(profile: str, batches: int, turns: int) -> list[dict[str, Any]]:
+    """Backbone seconds per batch of 16 and page faults, with glibc's malloc as it is vs
+    keeping freed memory (what ``adtr`` does, ``adtr.allocator``): fresh processes, the two
+    kinds in turns."""
+    def child(system_malloc: str) -> dict[str, Any]:
+        done = subprocess.run([sys.executable, "-c", ALLOCATOR_CODE, profile, str(batches)],
+                              capture_output=True, text=True, check=True,
+                              env={**os.environ, "ADTR_SYSTEM_MALLOC": system_malloc})
+        return json.loads(done.stdout)
+
+    system, kept = zip(*((child("1"), child("0")) for _ in range(turns)), strict=True)
+    if not all(k["kept"] for k in kept):
+        return []  # not glibc: nothing to compare
+    rows = [{"benchmark": "allocator", "profile": profile, "mode": mode,
+             "backbone_s_per_batch": statistics.median(r["seconds"] for r in runs),
+             "page_faults_per_batch": statistics.median(r["faults"] for r in runs)}
+            for mode, runs in (("glibc malloc as it is", system),
+                               ("freed memory kept", kept))]
+    rows[1]["speedup_vs_glibc_as_it_is"] = statistics.median(
+        s["seconds"] / k["seconds"] for s, k in zip(system, kept, strict=True))
+    return rows
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         parts = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()]
@@ -424,6 +477,7 @@ def main() -> None:
     device = torch.device(args.device)
     precisions = args.precisions or default_precisions(device)
     images, repeats = (16, 1) if args.quick else (32, 3)
+    keep_freed_memory()  # as adtr's extraction and training do
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for profile in ("paper", "cpu"):
@@ -433,6 +487,8 @@ def main() -> None:
         if device.type == "cuda" or args.compile:
             rows += compile_rows(profile, device, images, repeats)
     rows += extraction_rows("paper", device, 32 if args.quick else 64, repeats)
+    for profile in ("paper", "cpu"):
+        rows += allocator_rows(profile, 2 if args.quick else 3, 1 if args.quick else 2)
     rows.append(evaluation_row(1725 if not args.quick else 200, 224))
     if device.type == "cpu" and reproduce.cores() > 1:
         rows += parallel_rows("cpu", 10 if args.quick else 40)

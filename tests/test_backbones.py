@@ -33,11 +33,24 @@ def test_extractor_concatenates_timm_stages_on_one_grid() -> None:
     reference.eval()
     images = torch.randn(2, 3, 64, 64)
     features = extractor(images)
-    expected = torch.cat([F.interpolate(s, size=(4, 4), mode="bilinear", align_corners=False)
-                          for s in reference(images)], dim=1)
+    with torch.no_grad():  # in the default layout: the same up to rounding
+        expected = torch.cat([F.interpolate(s, size=(4, 4), mode="bilinear",
+                                            align_corners=False) for s in reference(images)], 1)
     assert extractor.stage_channels == reference.feature_info.channels()  # asked, not hard-coded
     assert features.shape == (2, sum(reference.feature_info.channels()), 4, 4)
-    torch.testing.assert_close(features, expected)
+    assert features.is_contiguous()
+    torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-4)
+    assert (features - expected).abs().max() > 0  # (it did run channels-last)
+
+
+def test_the_backbone_runs_channels_last() -> None:
+    extractor = backbones.FeatureExtractor("efficientnet_lite0", (1, 2), 64, weights="random")
+    seen = []
+    extractor.model.conv_stem.register_forward_hook(
+        lambda module, inputs, output: seen.append(inputs[0]))
+    extractor(torch.randn(2, 3, 64, 64))
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    assert extractor.model.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_extractor_is_frozen_and_stays_in_eval_mode() -> None:
@@ -127,8 +140,8 @@ def test_blocks_after_the_deepest_stage_are_dropped_and_features_unchanged(stage
     extractor = backbones.FeatureExtractor("efficientnet_lite0", stages, 64, weights="random")
     full = timm.create_model("efficientnet_lite0", features_only=True, out_indices=stages)
     full.load_state_dict(extractor.model.state_dict(), strict=False)  # the kept blocks
-    full.eval()
-    images = torch.randn(2, 3, 64, 64)
+    full.eval().to(memory_format=backbones.MEMORY_FORMAT)
+    images = torch.randn(2, 3, 64, 64).contiguous(memory_format=backbones.MEMORY_FORMAT)
     with torch.no_grad():
         for ours, reference in zip(extractor.model(images), full(images), strict=True):
             torch.testing.assert_close(ours, reference)

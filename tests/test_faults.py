@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from adtr import cli, data, features, train
+from adtr import cli, data, features, records, train
 from adtr.errors import DataError
 
 
@@ -190,3 +190,17 @@ def test_unusual_but_valid_files_load_as_a_user_expects(kind, tiny_root, tmp_pat
     np.testing.assert_array_equal(_load_everything(root), reference)
     for sample in data.list_samples(root, "brick", "train"):
         assert data.load_image(sample.image, 32)[0].shape == (3, 32, 32)
+
+
+def test_a_write_deletes_temporary_files_of_killed_writers_only(tmp_path) -> None:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    target = tmp_path / "results.json"
+    abandoned = tmp_path / f".results.json.{finished.pid}.x1y2.tmp"  # its writer is gone
+    in_progress = tmp_path / f".results.json.{os.getpid()}.a3b4.tmp"  # a live writer's
+    other = tmp_path / f".other.json.{finished.pid}.c5d6.tmp"  # another file's
+    for path in (abandoned, in_progress, other):
+        path.write_text("{")
+    records.write_json(target, {"ok": True})
+    assert json.loads(target.read_text()) == {"ok": True}
+    assert not abandoned.exists() and in_progress.exists() and other.exists()
