@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from adtr import data, profiles, synth, train
@@ -124,33 +124,65 @@ def run_dir(config: profiles.RunConfig, category: str, runs_dir: Path) -> Path:
 
 
 def run_one(setup: Setup, category: str, seed: int, progress: bool = False,
-            **overrides: Any) -> dict[str, Any]:
+            wait: bool = True, **overrides: Any) -> dict[str, Any] | None:
     """One fit with the set-up's parameters and ``overrides``; reused when already done.
 
-    ADTR+ fine-tunes the (shared) ADTR run with the same parameters.
+    ADTR+ fine-tunes the (shared) ADTR run with the same parameters. ``wait=False``: None
+    at once when another notebook is training this run (or its ADTR base) now.
     """
     config = profiles.with_overrides(setup.base, seed=seed, **overrides)
     base_checkpoint = None
     if config.variant == "adtr_plus":
-        base = run_one(setup, category, seed, progress, **{**overrides, "variant": "adtr"})
+        base = run_one(setup, category, seed, progress, wait, **{**overrides, "variant": "adtr"})
+        if base is None:
+            return None
         base_checkpoint = Path(base["record"]["checkpoint"])
     return shared_run(run_dir(config, category, setup.runs_dir), config, lambda out: train.fit(
-        config, category, out, progress=progress, base_checkpoint=base_checkpoint))
+        config, category, out, progress=progress, base_checkpoint=base_checkpoint), wait)
 
 
 def shared_run(out: Path, config: profiles.RunConfig,
-               compute: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+               compute: Callable[[Path], dict[str, Any]], wait: bool = True
+               ) -> dict[str, Any] | None:
     """The result in ``out/metrics.json`` when it was made with ``config``, else
     ``compute(out)``, which must write that file. Under a file lock: notebooks running side
-    by side that need the same run train it once (the others wait, then read it)."""
+    by side that need the same run train it once (the others wait, then read it; with
+    ``wait=False`` they get None at once and can do other runs first)."""
     out.mkdir(parents=True, exist_ok=True)
-    with FileLock(out / ".lock"):
+    lock = FileLock(out / ".lock")
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        return None
+    try:
         metrics_file = out / "metrics.json"
         if metrics_file.is_file():
             result = json.loads(metrics_file.read_text())
             if result["record"]["config"] == config.to_dict():
                 return result
         return compute(out)
+    finally:
+        lock.release()
+
+
+def run_all(jobs: list[Any], run: Callable[[Any, bool], dict[str, Any] | None],
+            progress: bool = True) -> list[dict[str, Any]]:
+    """``run(job, wait)`` for every job; the results in the jobs' order.
+
+    A run that another notebook is training at the moment is passed over (``wait=False``)
+    and taken up after the others, so two notebooks that need the same runs share the work
+    instead of one waiting while the other trains.
+    """
+    results: dict[int, dict[str, Any]] = {}
+    with tqdm(total=len(jobs), desc="runs", disable=not progress) as bar:
+        for wait in (False, True):
+            for index, job in enumerate(jobs):
+                if index not in results:
+                    result = run(job, wait)
+                    if result is not None:
+                        results[index] = result
+                        bar.update()
+    return [results[index] for index in range(len(jobs))]
 
 
 def run_grid(setup: Setup, variants: dict[str, dict[str, Any]],
@@ -158,9 +190,10 @@ def run_grid(setup: Setup, variants: dict[str, dict[str, Any]],
     """Every (variant, category, seed): a table of metrics and the runs' records."""
     jobs = [(name, category, seed) for name in variants for category in setup.categories
             for seed in setup.seeds]
+    results = run_all(jobs, lambda job, wait: run_one(setup, job[1], job[2], wait=wait,
+                                                      **variants[job[0]]), progress)
     rows, records = [], []
-    for name, category, seed in tqdm(jobs, desc="runs", disable=not progress):
-        result = run_one(setup, category, seed, **variants[name])
+    for (name, category, seed), result in zip(jobs, results, strict=True):
         record = result["record"]
         rows.append({"variant": name, "category": category, "seed": seed,
                      **{m: result[m] for m in METRICS},

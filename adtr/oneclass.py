@@ -24,12 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from adtr import metrics, plus, profiles, train
 from adtr.backbones import build_extractor
 from adtr.errors import AdtrError, DataError
-from adtr.experiments import run_key, shared_run
+from adtr.experiments import run_all, run_key, shared_run
 from adtr.features import cached_array_features, default_cache_dir, extractor_id
 from adtr.model import anomaly_map
 from adtr.records import environment, run_record, write_json
@@ -256,19 +255,23 @@ def _run_dir(setup: OneClassSetup, config: profiles.RunConfig, normal: int) -> P
 
 
 def run_class(setup: OneClassSetup, normal: int, seed: int, variant: str = "adtr",
-              progress: bool = False) -> dict[str, Any]:
-    """Train (or read back) the model of one normal class; image AUROC on the test split."""
+              progress: bool = False, wait: bool = True) -> dict[str, Any] | None:
+    """Train (or read back) the model of one normal class; image AUROC on the test split.
+
+    ``wait=False``: None at once when another notebook is training this run now."""
     config = profiles.with_overrides(setup.base, seed=seed, variant=variant)
     base_checkpoint = None
     if variant == "adtr_plus":
-        base = run_class(setup, normal, seed, "adtr", progress)
+        base = run_class(setup, normal, seed, "adtr", progress, wait)
+        if base is None:
+            return None
         base_checkpoint = Path(base["record"]["checkpoint"])
     def compute(out: Path) -> dict[str, Any]:
         result = _train_class(setup, config, normal, out, base_checkpoint, progress)
         write_json(out / "metrics.json", result)
         return result
 
-    return shared_run(_run_dir(setup, config, normal), config, compute)
+    return shared_run(_run_dir(setup, config, normal), config, compute, wait)
 
 
 def _train_class(setup: OneClassSetup, config: profiles.RunConfig, normal: int, out: Path,
@@ -326,9 +329,10 @@ def run_grid(setup: OneClassSetup, variants: tuple[str, ...] = ("adtr", "adtr_pl
     import pandas as pd
 
     jobs = [(v, c, s) for v in variants for c in setup.classes for s in setup.seeds]
+    results = run_all(jobs, lambda job, wait: run_class(setup, job[1], job[2], job[0],
+                                                        wait=wait), progress)
     rows, records = [], []
-    for variant, normal, seed in tqdm(jobs, desc="runs", disable=not progress):
-        result = run_class(setup, normal, seed, variant)
+    for (variant, normal, seed), result in zip(jobs, results, strict=True):
         record = result["record"]
         rows.append({"variant": variant, "class": setup.dataset.classes[normal],
                      "seed": seed, "image_auroc": result["image_auroc"],

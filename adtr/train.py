@@ -132,6 +132,13 @@ def schedule(config: RunConfig) -> tuple[int, float, int]:
     return config.epochs, config.lr, config.lr_step_epoch
 
 
+def make_optimizer(model: torch.nn.Module, lr: float, config: RunConfig) -> torch.optim.AdamW:
+    """AdamW with the config's weight decay, fused: one kernel updates all parameters (on
+    the CPU as on CUDA) instead of a dozen small operations for each of them."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay,
+                             betas=(0.9, 0.999), fused=True)
+
+
 def _comparable(config: RunConfig) -> dict[str, Any]:
     values = config.to_dict()
     for name in _RESUMABLE_FIELDS:
@@ -185,8 +192,7 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
     elif config.standardize:
         standardizer.fit(features)
     epochs, lr, lr_step_epoch = schedule(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr,
-                                  weight_decay=config.weight_decay, betas=(0.9, 0.999))
+    optimizer = make_optimizer(model, lr, config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_epoch, gamma=0.1)
     history: dict[str, list] = {"epoch_loss": []}
     start_epoch = 0

@@ -47,6 +47,7 @@ from adtr.data import Sample
 from adtr.features import extract, loader_workers
 from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
 from adtr.records import environment, project_root, run_record, write_json
+from adtr.train import make_optimizer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -140,7 +141,7 @@ def training_rows(profile: str, device: torch.device, images: int, precision: st
     this device's matrix-multiply speed (``step_s_at_matmul_peak``) against the measured
     backbone time."""
     config, extractor, model = _setup(profile, device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config.lr, config)  # as adtr's training
     step = _training_step(model, optimizer, config, device, precision)
     batch = config.batch_size
     pixels = torch.randn(images, 3, config.image_size, config.image_size, device=device)
@@ -191,7 +192,7 @@ def compile_rows(profile: str, device: torch.device, images: int, repeats: int
     """Training images/s with the feature cache, ``torch.compile`` vs eager (fp32)."""
     config, extractor, model = _setup(profile, device)
     compiled = torch.compile(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config.lr, config)  # as adtr's training
     batch = config.batch_size
     with torch.inference_mode():
         features = extractor(torch.randn(batch, 3, config.image_size, config.image_size,
@@ -351,11 +352,12 @@ from adtr import profiles
 from adtr.allocator import keep_freed_memory
 keep_freed_memory()  # as adtr's training does
 from adtr.model import ADTR, reconstruction_loss
+from adtr.train import make_optimizer
 config = profiles.resolve(sys.argv[1])
 torch.manual_seed(0)
 grid = config.image_size // config.feature_stride
 model = ADTR(192, grid, config)
-optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+optimizer = make_optimizer(model, config.lr, config)  # as adtr's training
 features = torch.randn(config.batch_size, 192, grid, grid)
 def step():
     loss = reconstruction_loss(features, model(features))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
 
 import torch
+from filelock import FileLock
 
-from adtr import experiments, features, train
+from adtr import experiments, features, profiles, train
 
 
 def test_a_feature_cache_file_is_computed_once_by_concurrent_callers(tmp_path) -> None:
@@ -55,3 +59,30 @@ def test_a_training_run_is_trained_once_by_concurrent_notebooks(tiny_root, tmp_p
     assert fits == ["brick"]
     assert first["image_auroc"] == second["image_auroc"]
     assert first["record"]["checkpoint"] == second["record"]["checkpoint"]
+
+
+def test_runs_another_notebook_is_training_are_taken_up_after_the_others(tmp_path) -> None:
+    config = profiles.resolve("smoke")
+    (tmp_path / "b").mkdir()
+    other_notebook = FileLock(tmp_path / "b" / ".lock")
+    other_notebook.acquire()  # it is training run b now
+    computed = []
+
+    def finish(job: str, out: Path) -> dict:
+        result = {"job": job, "record": {"config": config.to_dict()}}
+        (out / "metrics.json").write_text(json.dumps(result))
+        return result
+
+    def compute(job: str, out: Path) -> dict:
+        computed.append(job)
+        if job == "c":  # meanwhile the other notebook finishes b
+            finish("b by the other notebook", tmp_path / "b")
+            other_notebook.release()
+        return finish(job, out)
+
+    def run(job: str, wait: bool) -> dict | None:
+        return experiments.shared_run(tmp_path / job, config, partial(compute, job), wait)
+
+    results = experiments.run_all(["a", "b", "c"], run, progress=False)
+    assert computed == ["a", "c"]
+    assert [r["job"] for r in results] == ["a", "b by the other notebook", "c"]
