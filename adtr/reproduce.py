@@ -9,8 +9,8 @@ and error of each failure. ``$ADTR_NOTEBOOKS_DIR`` runs the notebooks of another
 With ``jobs > 1`` notebooks run side by side: on the least busy GPU where several exist;
 without a GPU each gets its share of the CPU cores (``OMP_NUM_THREADS``; a user's own value
 wins); the longest (by the time its last stamp recorded) start first. Notebooks that need
-the same training run share it: the first trains it under a lock, the others wait and read
-it back.
+the same training run share it: the first trains it under a lock; the others do their other
+runs first and read it back at the end (``experiments.run_all``).
 
 A batch that ran every notebook with the profile's own settings (only the locations of data
 and outputs given) and found no finished run under ``runs/<profile>/`` writes ``batch.json``
