@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import zlib
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -39,6 +38,14 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from adtr.errors import ConfigError
+from adtr.shapes import (
+    blob_radius,
+    keyed_rng,
+    noise_blob,
+    perlin_region,
+    scratch_region,
+    smoothstep,
+)
 
 __all__ = [
     "AREA_RANGE",
@@ -89,31 +96,6 @@ def describe() -> str:
     return (__doc__ or "").strip()
 
 
-# --------------------------------------------------------------------------- randomness
-
-
-def _rng(seed: int, *keys: str | int) -> np.random.Generator:
-    """A generator that depends only on (seed, keys), never on call order.
-
-    String keys go through crc32 because Python's ``hash`` is salted per process.
-    """
-    words = [seed] + [zlib.crc32(k.encode()) if isinstance(k, str) else k for k in keys]
-    return np.random.default_rng(np.random.SeedSequence(words))
-
-
-def _value_noise(rng: np.random.Generator, size: int, cells: int) -> FloatImage:
-    """Smooth noise, unit std: a random (cells x cells) grid upsampled with cubic splines."""
-    grid = rng.standard_normal((cells + 3, cells + 3))
-    up = ndimage.zoom(grid, size / cells, order=3)[:size, :size]
-    return ((up - up.mean()) / (up.std() + 1e-8)).astype(np.float32)
-
-
-def _fractal_noise(rng: np.random.Generator, size: int) -> FloatImage:
-    """Perlin-like fractal noise: three octaves of value noise, halving amplitude."""
-    total = sum(0.5**k * _value_noise(rng, size, 8 * 2**k) for k in range(3))
-    return (total / total.std()).astype(np.float32)
-
-
 # ------------------------------------------------------------------------ normal images
 
 
@@ -159,104 +141,9 @@ def _to_uint8(image: FloatImage) -> Rgb:
 # ---------------------------------------------------------------------- defect regions
 
 
-def _grid(size: int) -> tuple[FloatImage, FloatImage]:
-    """Pixel-centre coordinates (y, x) of a size x size image."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    return yy, xx
-
-
-def _blob_radius(
-    rng: np.random.Generator, size: int, roughness: float
-) -> tuple[FloatImage, FloatImage]:
-    """Normalised radius of a random rotated, wobbly ellipse; its region is ``rho <= 1``.
-
-    Returns (rho, angle of each pixel around the ellipse's centre).
-    """
-    cy, cx = rng.uniform(0.12, 0.88, size=2) * size
-    a, b = rng.uniform(0.035, 0.12, size=2) * size
-    theta = rng.uniform(0, np.pi)
-    yy, xx = _grid(size)
-    dy, dx = yy - cy, xx - cx
-    u = dx * np.cos(theta) + dy * np.sin(theta)
-    v = -dx * np.sin(theta) + dy * np.cos(theta)
-    phi = np.arctan2(dy, dx)
-    # A few low angular harmonics make the outline irregular but still smooth.
-    wobble = sum(
-        rng.uniform(-roughness, roughness) / k * np.cos(k * phi + rng.uniform(0, 2 * np.pi))
-        for k in range(2, 6)
-    )
-    rho = np.sqrt((u / a) ** 2 + (v / b) ** 2) / (1.0 + wobble)
-    return rho.astype(np.float32), phi.astype(np.float32)
-
-
-def _scratch_centreline(
-    rng: np.random.Generator, size: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Points (y, x) along a gently curved stroke, and the position 0..1 along it."""
-    start = rng.uniform(0.1, 0.9, size=2) * size
-    angle = rng.uniform(0, 2 * np.pi)
-    length = rng.uniform(0.3, 0.65) * size
-    end = start + length * np.array([np.sin(angle), np.cos(angle)])
-    normal = np.array([np.cos(angle), -np.sin(angle)])
-    control = (start + end) / 2 + rng.uniform(-0.3, 0.3) * length * normal
-    t = np.linspace(0.0, 1.0, int(4 * length) + 2)[:, None]
-    points = (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t**2 * end
-    return points, t[:, 0]
-
-
-def _scratch_region(rng: np.random.Generator, size: int) -> Mask:
-    """A thin curved line that tapers at both ends, like a tool mark."""
-    points, t = _scratch_centreline(rng, size)
-    width = max(1.0, rng.uniform(0.005, 0.01) * size)
-    mask = np.zeros((size, size), dtype=bool)
-    yy, xx = _grid(size)
-    # Stamping discs along the stroke gives the taper; radius ~ width * sin(pi t)^0.4.
-    radii = np.maximum(0.6, width * np.sin(np.pi * t) ** 0.4)
-    for (py, px), r in zip(points, radii, strict=True):
-        y0, y1 = max(int(py - r - 1), 0), min(int(py + r + 2), size)
-        x0, x1 = max(int(px - r - 1), 0), min(int(px + r + 2), size)
-        if y0 < y1 and x0 < x1:
-            d2 = (yy[y0:y1, x0:x1] - py) ** 2 + (xx[y0:y1, x0:x1] - px) ** 2
-            mask[y0:y1, x0:x1] |= d2 <= r * r
-    return mask
-
-
-def _noise_blob(rng: np.random.Generator, size: int, noise_weight: float) -> Mask:
-    """An irregular blob: a random Gaussian bump perturbed by smooth noise, thresholded."""
-    rho, _ = _blob_radius(rng, size, roughness=0.1)
-    noise = _value_noise(rng, size, cells=max(4, size // 24))
-    return (np.exp(-(rho**2)) * (1.0 + noise_weight * noise)) > np.exp(-1.0)
-
-
-def _perlin_region(rng: np.random.Generator, size: int) -> Mask:
-    """Thresholded fractal noise near a random spot (DRAEM-style anomaly shapes)."""
-    cy, cx = rng.uniform(0.15, 0.85, size=2) * size
-    spread = rng.uniform(0.06, 0.14) * size
-    yy, xx = _grid(size)
-    envelope = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * spread**2))
-    # The noise dominates the shape; the envelope only keeps it in one neighbourhood.
-    score = _fractal_noise(rng, size) + 3.0 * envelope
-    target = rng.uniform(0.006, 0.04)
-    region = score > np.quantile(score, 1.0 - target)
-    # Noise peaks far from the spot leave specks of a few pixels; keep the main parts.
-    labels, _ = ndimage.label(region)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return sizes[labels] >= 0.2 * sizes.max()
-
-
-# ------------------------------------------------------------------- defect appearance
-
-
-def _smoothstep(x: FloatImage) -> FloatImage:
-    """0 below 0, 1 above 1, smooth in between."""
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
-
-
 def _paint_scratch(image: FloatImage, rng: np.random.Generator, category: str) -> Painted:
     """Bright (exposed material) or dark (groove) line."""
-    mask = _scratch_region(rng, image.shape[0])
+    mask = scratch_region(rng, image.shape[0])
     target = np.float32(rng.uniform(0.85, 1.0) if rng.random() < 0.5 else rng.uniform(0.0, 0.1))
     alpha = np.float32(rng.uniform(0.55, 0.85))
     return image * (1 - alpha) + target * alpha, mask
@@ -264,14 +151,14 @@ def _paint_scratch(image: FloatImage, rng: np.random.Generator, category: str) -
 
 def _paint_hole(image: FloatImage, rng: np.random.Generator, category: str) -> Painted:
     """A dark pit: the wall opposite the light is lit, the near wall is in shadow."""
-    rho, phi = _blob_radius(rng, image.shape[0], roughness=0.15)
+    rho, phi = blob_radius(rng, image.shape[0], roughness=0.15)
     mask = rho <= 1.0
     light = rng.uniform(0, 2 * np.pi)
     # Light arrives from angle `light`, so inside a pit the wall on the opposite side
     # faces it; shading only the outer rim band keeps the centre uniformly deep.
     facing = np.cos(phi - light - np.pi)
-    rim = _smoothstep((rho - 0.6) / 0.4)
-    depth = 0.12 + 0.35 * _smoothstep(rho)
+    rim = smoothstep((rho - 0.6) / 0.4)
+    depth = 0.12 + 0.35 * smoothstep(rho)
     shade = depth * (1 - rim) + rim * (0.55 + 0.6 * facing)
     grey = image.mean(axis=-1, keepdims=True)
     inside = (0.6 * image + 0.4 * grey) * shade[..., None]
@@ -288,7 +175,7 @@ _STAIN_GAINS: tuple[tuple[float, float, float], ...] = (
 
 def _paint_stain(image: FloatImage, rng: np.random.Generator, category: str) -> Painted:
     """A smooth blob with a colour cast, darker at its rim like a dried liquid."""
-    mask = _noise_blob(rng, image.shape[0], noise_weight=0.35)
+    mask = noise_blob(rng, image.shape[0], noise_weight=0.35)
     inner = ndimage.distance_transform_edt(mask).astype(np.float32)
     rim = np.exp(-inner / max(1.5, 0.01 * image.shape[0]))
     alpha = rng.uniform(0.45, 0.7) + 0.3 * rim
@@ -300,7 +187,7 @@ def _paint_stain(image: FloatImage, rng: np.random.Generator, category: str) -> 
 def _paint_foreign(image: FloatImage, rng: np.random.Generator, category: str) -> Painted:
     """A piece of another material (another category's texture) stuck onto the surface."""
     size = image.shape[0]
-    rho, _ = _blob_radius(rng, size, roughness=0.45)
+    rho, _ = blob_radius(rng, size, roughness=0.45)
     mask = rho <= 1.0
     others = [c for c in CATEGORIES if c != category]
     other = others[rng.integers(len(others))]
@@ -309,7 +196,7 @@ def _paint_foreign(image: FloatImage, rng: np.random.Generator, category: str) -
 
 def _paint_perlin(image: FloatImage, rng: np.random.Generator, category: str) -> Painted:
     """An irregular noise-shaped patch that is darker, brighter or off-colour."""
-    mask = _perlin_region(rng, image.shape[0])
+    mask = perlin_region(rng, image.shape[0])
     mode = rng.integers(3)
     if mode == 0:
         changed = image * rng.uniform(0.45, 0.7)
@@ -390,7 +277,7 @@ def example(
     _check_int("image_size", image_size, _MIN_IMAGE_SIZE)
     _check_int("seed", seed, 0)
     _check_int("index", index, 0)
-    rng = _rng(seed, category, "test", kind or "good", index)
+    rng = keyed_rng(seed, category, "test", kind or "good", index)
     normal = _normal_float(category, rng, image_size)
     if kind is None:
         image = _to_uint8(normal)
@@ -401,7 +288,7 @@ def example(
 def _train_image(category: str, seed: int, index: int, image_size: int) -> Rgb:
     """The image that ``generate`` writes as ``train/good/<index>``."""
     return _to_uint8(
-        _normal_float(category, _rng(seed, category, "train", "good", index), image_size)
+        _normal_float(category, keyed_rng(seed, category, "train", "good", index), image_size)
     )
 
 
