@@ -14,18 +14,20 @@ from sklearn.metrics import roc_auc_score, silhouette_score
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from adtr import profiles, train
+from adtr import data, pipeline, profiles, train
 from adtr.errors import AdtrError
 
 
 @dataclass
 class Trained:
-    """A finished run, loaded back: its config, model and the category's data."""
+    """A finished run, loaded back: its config, model, the category's data and features."""
 
     config: profiles.RunConfig
-    model: train.ADTR
+    model: torch.nn.Module
     standardizer: train.Standardizer
-    data: train.CategoryData
+    run: pipeline.RunData
+    features: pipeline.Features
+    masks: np.ndarray  # of the test images, at the input size
     device: torch.device
 
 
@@ -34,8 +36,10 @@ def load_trained(run_dir: str | Path, category: str) -> Trained:
     state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
     config, model, standardizer = train.restore(state)
     device = train.pick_device(config.device)
-    category_data = train.load_category(config, category, device, progress=False)
-    return Trained(config, model, standardizer, category_data, device)
+    run = pipeline.category_data(config, category)
+    features = pipeline.extract_features(config, run, device, progress=False)
+    masks = data.load_masks(run.test, config.image_size)
+    return Trained(config, model, standardizer, run, features, masks, device)
 
 
 def display_image(path: Path, size: int) -> np.ndarray:
@@ -61,10 +65,10 @@ def sample_difference_vectors(trained: Trained, n: int = 600, seed: int = 0) -> 
     A position of the feature grid is anomalous when at least half of its pixels are in
     the ground-truth mask and normal when none are; positions in between are not used.
     """
-    diff = train.differences(trained.model, trained.standardizer, trained.data.test_features,
+    diff = train.differences(trained.model, trained.standardizer, trained.features.test,
                              trained.device, precision=trained.config.precision)
     grid = diff.shape[-1]
-    masks = torch.from_numpy(trained.data.masks).float()[:, None]
+    masks = torch.from_numpy(trained.masks).float()[:, None]
     coverage = F.adaptive_avg_pool2d(masks, grid)[:, 0].flatten()
     vectors = diff.permute(0, 2, 3, 1).reshape(-1, diff.shape[1]).numpy()
     rng = np.random.default_rng(seed)

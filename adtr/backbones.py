@@ -22,6 +22,7 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adtr.errors import ConfigError, WeightsError
+from adtr.profiles import RunConfig
 from adtr.records import file_sha256
 
 PACKAGED_WEIGHTS = {
@@ -189,18 +191,29 @@ def pretrained_classifier(name: str, weights: str = "imagenet") -> tuple[nn.Modu
 class PixelPatches(nn.Module):
     """Raw pixels as a "feature map": each stride x stride patch becomes one token."""
 
-    def __init__(self, image_size: int, feature_stride: int) -> None:
+    def __init__(self, image_size: int, feature_stride: int, stages: tuple[int, ...] = ()
+                 ) -> None:
         super().__init__()
         self.stride = feature_stride
         self.channels = 3 * feature_stride**2
         self.grid = image_size // feature_stride
         self.weights_source = "none (raw pixels)"
+        self.identity = _identity(PIXELS, self.weights_source, stages, image_size, feature_stride)
 
     def forward(self, images: Tensor) -> Tensor:
         return F.pixel_unshuffle(images, self.stride)
 
 
 MEMORY_FORMAT = torch.channels_last  # of the backbone's activations (FeatureExtractor)
+
+
+def _identity(backbone: str, weights: str, stages: tuple[int, ...], image_size: int,
+              feature_stride: int) -> dict[str, Any]:
+    """What identifies a feature map: everything that would change its values (the memory
+    layout too: convolutions in another layout round differently)."""
+    return {"backbone": backbone, "weights": weights, "stages": list(stages),
+            "image_size": image_size, "feature_stride": feature_stride,
+            "memory_format": str(MEMORY_FORMAT)}
 
 
 def drop_unused_blocks(model: nn.Module) -> None:
@@ -258,6 +271,7 @@ class FeatureExtractor(nn.Module):
             )
         self.channels = sum(self.stage_channels)
         self.grid = image_size // feature_stride
+        self.identity = _identity(name, self.weights_source, stages, image_size, feature_stride)
         self.model.to(memory_format=MEMORY_FORMAT)
         self.eval()
         for parameter in self.parameters():
@@ -286,10 +300,10 @@ class FeatureExtractor(nn.Module):
         return torch.cat(maps, dim=1).contiguous()
 
 
-def build_extractor(
-    backbone: str, stages: tuple[int, ...], image_size: int, feature_stride: int, weights: str
-) -> FeatureExtractor | PixelPatches:
-    """The feature source of a run: a frozen backbone, or raw pixel patches."""
-    if backbone == PIXELS:
-        return PixelPatches(image_size, feature_stride)
-    return FeatureExtractor(backbone, stages, image_size, feature_stride, weights)
+def build_extractor(config: RunConfig) -> FeatureExtractor | PixelPatches:
+    """The feature source of a run: a frozen backbone, or raw pixel patches. Its
+    ``identity`` says what its features depend on (the feature cache's key)."""
+    if config.backbone == PIXELS:
+        return PixelPatches(config.image_size, config.feature_stride, config.stages)
+    return FeatureExtractor(config.backbone, config.stages, config.image_size,
+                            config.feature_stride, config.weights)

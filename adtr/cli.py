@@ -10,9 +10,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adtr import profiles
 from adtr.errors import AdtrError
+
+if TYPE_CHECKING:
+    from adtr.schema import RunResult
 
 
 def _stages(text: str) -> tuple[int, ...]:
@@ -46,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--weights", help="'imagenet' (default), 'random' or a state-dict file")
     fit.add_argument("--stages", type=_stages,
                      help="timm feature indices, e.g. 0,1,2,3 (strides 2-16)")
-    fit.add_argument("--variant", help=f"one of {list(profiles.VARIANTS)}; adtr_plus trains "
-                     "ADTR into OUT/base, then fine-tunes it with anomalies")
+    fit.add_argument("--variant", help=f"the Table 4 ablation: one of {list(profiles.VARIANTS)}")
+    fit.add_argument("--objective", choices=profiles.OBJECTIVES,
+                     help="reconstruction (ADTR, default) or adtr_plus: train ADTR into "
+                     "OUT/base, then fine-tune it with anomalies")
     fit.add_argument("--plus-anomalies", help="ADTR+: 'confetti' (default) or a folder of images")
     fit.add_argument("--plus-epochs", type=int, help="ADTR+ fine-tuning epochs")
     fit.add_argument("--epochs", type=int)
@@ -99,32 +105,34 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"wrote {args.out} ({', '.join(summary['categories'])})")
 
 
-def _print_metrics(result: dict, out: Path) -> None:
-    numbers = {k: round(result[k], 4) for k in ("image_auroc", "pixel_auroc", "aupro")}
-    print(json.dumps({"category": result["category"], **numbers,
-                      "wall_time_s": result["record"]["wall_time_s"]}))
+def _print_metrics(result: RunResult, out: Path) -> None:
+    numbers = {k: round(v, 4) for k, v in result.metrics().items()}
+    print(json.dumps({"category": result.category, **numbers,
+                      "wall_time_s": result.record.wall_time_s}))
     print(f"wrote {out / 'metrics.json'}")
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from adtr import train
+    from adtr import pipeline
 
     config = profiles.resolve(
         args.profile, data_root=None if args.data_root is None else str(args.data_root),
         backbone=args.backbone, weights=args.weights, stages=args.stages, variant=args.variant,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, image_size=args.image_size,
+        objective=args.objective, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        image_size=args.image_size,
         seed=args.seed, device=args.device, precision=args.precision,
         plus_anomalies=args.plus_anomalies, plus_epochs=args.plus_epochs,
     )
     out = args.out or Path("runs") / config.profile / args.category
-    result = train.fit(config, args.category, out, args.cache_dir, progress=not args.quiet)
+    run = pipeline.category_data(config, args.category)
+    result = pipeline.fit(config, run, out, args.cache_dir, progress=not args.quiet)
     _print_metrics(result, out)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from adtr import train
+    from adtr import pipeline
 
-    result = train.evaluate(args.checkpoint, args.data_root, args.category, args.out,
+    result = pipeline.evaluate(args.checkpoint, args.data_root, args.category, args.out,
                             args.cache_dir, args.device, progress=not args.quiet)
     _print_metrics(result, args.out or args.checkpoint.parent)
 

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from adtr.errors import DataError
+from adtr.records import stamps_digest
 
 MVTEC_CATEGORIES = (
     "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
@@ -209,6 +210,12 @@ def load_masks(samples: list[Sample], size: int) -> np.ndarray:
                 original = image.size
             masks[i] = load_mask(sample.mask, size, original, sample.image)
     return masks
+
+
+def samples_digest(samples: list[Sample]) -> str:
+    """The identity of the samples' image and mask files (path, size, modification time:
+    what the feature cache keys on too). Regenerated or replaced files change it."""
+    return stamps_digest([path for s in samples for path in (s.image, s.mask) if path])
 
 
 def describe_root(root: str | Path, category: str, train: list[Sample] | None = None,

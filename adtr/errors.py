@@ -23,3 +23,7 @@ class WeightsError(AdtrError, FileNotFoundError):
 
 class UndefinedMetricError(AdtrError, ValueError):
     """A metric is not defined for the given labels (e.g. AUROC with one class only)."""
+
+
+class SchemaError(AdtrError, ValueError):
+    """A result file does not have the layout of ``adtr.schema`` (a missing or unknown field)."""

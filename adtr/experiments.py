@@ -1,16 +1,17 @@
-"""What the experiment notebooks call: set-up from parameters, grids of runs, result tables.
+"""What the experiment notebooks call: set-up from parameters, grids of runs, result files.
 
-A notebook resolves its parameters with ``setup`` (profile values, overridden by any
-parameter given), runs a grid of (variant, category, seed) with ``run_grid`` and writes
-its tables and figures under ``results/<profile>/<experiment>/`` with ``save_table`` and
+A notebook takes its experiment from ``adtr.catalog``, resolves its parameters with
+``setup`` (an MVTec-layout folder) or ``one_class_setup`` (the one-class data sets), runs
+every (variant, category or class, seed) with ``run_grid`` and writes its tables and
+figures under ``results/<profile>/<experiment>/`` with ``save_table`` and
 ``save_figure``. Identical runs are shared between notebooks: a run's folder is keyed by
-a hash of its resolved parameters, and a finished run is read back instead of retrained.
+its identity (``pipeline.run_key``: parameters, data, code), and a finished run is read
+back instead of retrained.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,21 +22,22 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from adtr import data, profiles, synth, train
-from adtr.errors import ConfigError, DataError
-from adtr.records import (
-    atomic_path,
-    environment,
-    files_sha256,
-    project_root,
-    run_record,
-    write_csv,
-    write_json,
+from adtr import catalog, data, oneclass, pipeline, profiles, synth, train
+from adtr.catalog import METRICS
+from adtr.errors import AdtrError, ConfigError, DataError, SchemaError
+from adtr.features import array_digest
+from adtr.records import atomic_path, environment, project_root, run_record, write_csv
+from adtr.schema import (
+    ExperimentRecord,
+    ExperimentResults,
+    RunRecord,
+    RunResult,
+    RunRow,
+    SummaryRow,
 )
 
 #: Seeds each profile runs for the experiments (the paper reports single runs).
 EXPERIMENT_SEEDS = {"smoke": [0], "cpu": [0, 1, 2], "paper": [0]}
-METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
 
 def absolute(path: str | Path) -> Path:
@@ -44,9 +46,16 @@ def absolute(path: str | Path) -> Path:
     return path if path.is_absolute() else project_root() / path
 
 
+def _seeds(profile: str, seeds: list[int] | None) -> list[int]:
+    seeds = list(seeds) if seeds else EXPERIMENT_SEEDS[profile]
+    if any(not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError(f"seeds must be non-negative integers, got {seeds}")
+    return seeds
+
+
 @dataclass
 class Setup:
-    """A notebook's resolved parameters."""
+    """A notebook's resolved parameters on an MVTec-layout folder."""
 
     base: profiles.RunConfig
     categories: list[str]
@@ -54,10 +63,21 @@ class Setup:
     results_dir: Path
     runs_dir: Path
     data_info: dict[str, dict] = field(default_factory=dict)
+    data_digest: str = ""  # of every image and mask of the chosen categories
 
     @property
     def profile(self) -> str:
         return self.base.profile
+
+    @property
+    def units(self) -> list[str]:
+        return self.categories
+
+    def unit_name(self, category: str) -> str:
+        return category
+
+    def run_data(self, config: profiles.RunConfig, category: str) -> pipeline.RunData:
+        return pipeline.category_data(config, category)
 
     def describe(self) -> dict[str, Any]:
         return {"profile": self.profile, "config": self.base.to_dict(),
@@ -72,9 +92,10 @@ def setup(profile: str = "cpu", data_root: str | None = None,
           **overrides: Any) -> Setup:
     """Resolve a notebook's parameters; generate the offline data set if it is missing.
 
-    ``None`` means "the profile's value"; ``schedule="ablation"`` applies the profile's
-    ablation overrides (``profiles.ABLATION_OVERRIDES``). Only the offline profiles generate
-    data: the ``paper`` profile expects MVTec-AD at ``data_root`` and says so if it is absent.
+    ``None`` means "the profile's value"; ``schedule`` ("main", "ablation": the experiment's
+    ``catalog`` entry says which) applies that schedule's overrides
+    (``profiles.SCHEDULES``). Only the offline profiles generate data: the ``paper``
+    profile expects MVTec-AD at ``data_root`` and says so if it is absent.
     """
     base = profiles.resolve(profile, schedule, data_root=data_root, backbone=backbone,
                             epochs=epochs, image_size=image_size, device=device, **overrides)
@@ -89,61 +110,146 @@ def setup(profile: str = "cpu", data_root: str | None = None,
     unknown = [c for c in chosen if c not in available]
     if unknown:
         raise DataError(f"categories {unknown} not found in {root}; available: {available}")
-    seeds = list(seeds) if seeds else EXPERIMENT_SEEDS[profile]
-    if any(not isinstance(s, int) or s < 0 for s in seeds):
-        raise ConfigError(f"seeds must be non-negative integers, got {seeds}")
-    info = {c: data.describe_root(root, c) for c in chosen}
-    return Setup(base, chosen, seeds, absolute(results_dir), absolute(runs_dir), info)
+    info, samples = {}, []
+    for category in chosen:
+        train_samples = data.list_samples(root, category, "train")
+        test_samples = data.list_samples(root, category, "test")
+        info[category] = data.describe_root(root, category, train_samples, test_samples)
+        samples += train_samples + test_samples
+    return Setup(base, chosen, _seeds(profile, seeds), absolute(results_dir),
+                 absolute(runs_dir), info, data.samples_digest(samples))
 
 
-#: The modules whose code decides a run's numbers: a change to them invalidates old runs.
-_RESULT_MODULES = ("backbones", "data", "features", "model", "train", "metrics", "plus")
+@dataclass
+class OneClassSetup:
+    """A one-class notebook's resolved parameters and data."""
+
+    base: profiles.RunConfig
+    dataset: oneclass.ImageSet
+    external: np.ndarray
+    external_name: str
+    classes: list[int]
+    seeds: list[int]
+    results_dir: Path
+    runs_dir: Path
+
+    @property
+    def profile(self) -> str:
+        return self.base.profile
+
+    @property
+    def units(self) -> list[int]:
+        return self.classes
+
+    @property
+    def data_digest(self) -> str:
+        parts = (self.dataset.train_images, self.dataset.train_labels,
+                 self.dataset.test_images, self.dataset.test_labels, self.external)
+        return hashlib.sha256("".join(map(array_digest, parts)).encode()).hexdigest()[:16]
+
+    def unit_name(self, normal: int) -> str:
+        return self.dataset.classes[normal]
+
+    def run_data(self, config: profiles.RunConfig, normal: int) -> pipeline.RunData:
+        return pipeline.one_class_data(self.dataset, normal, self.external, self.external_name)
+
+    def describe(self) -> dict[str, Any]:
+        return {"profile": self.profile, "config": self.base.to_dict(),
+                "dataset": self.dataset.describe(), "classes": self.classes,
+                "seeds": self.seeds, "external_anomalies": {
+                    "name": self.external_name, "n_images": len(self.external)}}
 
 
-def _code_version() -> str:
-    return files_sha256([Path(__file__).parent / f"{m}.py" for m in _RESULT_MODULES])[:12]
+def one_class_setup(profile: str = "cpu", dataset: str | None = None,
+                    cifar_root: str | None = None, cifar100_root: str | None = None,
+                    classes: list[int] | None = None, backbone: str | None = None,
+                    epochs: int | None = None, image_size: int | None = None,
+                    seeds: list[int] | None = None, device: str | None = None,
+                    results_dir: str = "results", runs_dir: str = "runs",
+                    **overrides: Any) -> OneClassSetup:
+    """Resolve the one-class notebook's parameters (``None`` = the profile's value).
+
+    The ``paper`` profile runs CIFAR-10 from ``cifar_root`` (CIFAR-100 from ``cifar100_root``
+    as external anomalies); the offline profiles run the digits stand-in.
+    """
+    name = dataset or (oneclass.CIFAR10 if profile == "paper" else oneclass.DIGITS)
+    if name not in oneclass.DATASETS:
+        raise AdtrError(f"unknown one-class dataset {name!r}; choose one of "
+                        f"{list(oneclass.DATASETS)}")
+    base = profiles.resolve(profile, catalog.get("oneclass").schedule, backbone=backbone,
+                            epochs=epochs, image_size=image_size, device=device, **overrides)
+    images = oneclass.load_dataset(name, cifar_root)
+    external = oneclass.load_external(name, cifar100_root)
+    base = profiles.with_overrides(base, data_root=images.source,
+                                   plus_anomalies=oneclass.EXTERNAL[name])
+    chosen = list(range(len(images.classes))) if classes is None else [int(c) for c in classes]
+    for normal in chosen:
+        oneclass.one_class_split(images, normal)  # refuses a class out of range before any work
+    return OneClassSetup(base, images, external, oneclass.EXTERNAL[name], chosen,
+                         _seeds(profile, seeds), absolute(results_dir), absolute(runs_dir))
 
 
-def run_key(config: profiles.RunConfig, category: str, code_files: tuple[Path, ...] = ()
-            ) -> str:
-    """A hash of a run's parameters, its category (or class) and the result-deciding code
-    (plus ``code_files``)."""
-    values = config.to_dict()
-    for name in ("device", "checkpoint_every"):
-        values.pop(name)
-    if config.variant != "adtr_plus":  # ADTR+'s settings do not change the other runs
-        values = {k: v for k, v in values.items() if not k.startswith("plus_")}
-    code = _code_version() + (files_sha256(list(code_files))[:12] if code_files else "")
-    payload = json.dumps({"config": values, "category": category, "code": code},
-                         sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+AnySetup = Setup | OneClassSetup
 
 
-def run_dir(config: profiles.RunConfig, category: str, runs_dir: Path) -> Path:
-    return runs_dir / config.profile / category / f"{config.variant}-{run_key(config, category)}"
+def variants(setup: AnySetup, experiment: catalog.Experiment) -> dict[str, dict[str, Any]]:
+    """The experiment's variants as run parameters for this set-up.
+
+    Table 4c keeps the backbones whose ImageNet weights can be had here (never a backbone
+    on random weights in place of pretrained ones); Table 4d's last layer is the deepest
+    of the set-up's stages.
+    """
+    from adtr.backbones import resolve_weights
+    from adtr.errors import WeightsError
+
+    chosen = {}
+    for name, overrides in experiment.variant_overrides().items():
+        if overrides.get("stages") == "deepest":
+            overrides["stages"] = (max(setup.base.stages),)
+        if experiment.name == "backbone":
+            try:
+                resolve_weights(overrides["backbone"], setup.base.weights)
+            except WeightsError:
+                print(f"skipped {name}: no ImageNet weights available offline")
+                continue
+        chosen[name] = overrides
+    return chosen
 
 
-def run_one(setup: Setup, category: str, seed: int, progress: bool = False,
-            wait: bool = True, **overrides: Any) -> dict[str, Any] | None:
-    """One fit with the set-up's parameters and ``overrides``; reused when already done.
+def run_dir(setup: AnySetup, config: profiles.RunConfig, unit: Any,
+            run: pipeline.RunData) -> Path:
+    folder = setup.runs_dir / config.profile
+    if isinstance(setup, OneClassSetup):
+        folder = folder / f"oneclass-{setup.dataset.name}" / f"class-{unit}"
+    else:
+        folder = folder / str(unit)
+    variant = config.objective if config.objective == profiles.ADTR_PLUS else config.variant
+    return folder / f"{variant}-{pipeline.run_key(config, run)}"
+
+
+def run_one(setup: AnySetup, unit: Any, seed: int, progress: bool = False, wait: bool = True,
+            **overrides: Any) -> RunResult | None:
+    """One fit of a category (or class) with the set-up's parameters and ``overrides``;
+    read back when it is done already.
 
     ADTR+ fine-tunes the (shared) ADTR run with the same parameters. ``wait=False``: None
     at once when another notebook is training this run (or its ADTR base) now.
     """
     config = profiles.with_overrides(setup.base, seed=seed, **overrides)
+    run = setup.run_data(config, unit)
     base_checkpoint = None
-    if config.variant == "adtr_plus":
-        base = run_one(setup, category, seed, progress, wait, **{**overrides, "variant": "adtr"})
+    if config.objective == profiles.ADTR_PLUS:
+        base = run_one(setup, unit, seed, progress, wait,
+                       **{**overrides, "objective": profiles.RECONSTRUCTION})
         if base is None:
             return None
-        base_checkpoint = Path(base["record"]["checkpoint"])
-    return shared_run(run_dir(config, category, setup.runs_dir), config, lambda out: train.fit(
-        config, category, out, progress=progress, base_checkpoint=base_checkpoint), wait)
+        base_checkpoint = Path(base.record.checkpoint)
+    return shared_run(run_dir(setup, config, unit, run), config, lambda out: pipeline.fit(
+        config, run, out, progress=progress, base_checkpoint=base_checkpoint), wait)
 
 
-def shared_run(out: Path, config: profiles.RunConfig,
-               compute: Callable[[Path], dict[str, Any]], wait: bool = True
-               ) -> dict[str, Any] | None:
+def shared_run(out: Path, config: profiles.RunConfig, compute: Callable[[Path], RunResult],
+               wait: bool = True) -> RunResult | None:
     """The result in ``out/metrics.json`` when it was made with ``config``, else
     ``compute(out)``, which must write that file. Under a file lock: notebooks running side
     by side that need the same run train it once (the others wait, then read it; with
@@ -157,23 +263,27 @@ def shared_run(out: Path, config: profiles.RunConfig,
     try:
         metrics_file = out / "metrics.json"
         if metrics_file.is_file():
-            result = json.loads(metrics_file.read_text())
-            if result["record"]["config"] == config.to_dict():
-                return result
+            try:
+                result = RunResult.read(metrics_file)
+            except SchemaError as error:
+                print(f"{error}; computing the run again")
+            else:
+                if result.record.config == config.to_dict():
+                    return result
         return compute(out)
     finally:
         lock.release()
 
 
-def run_all(jobs: list[Any], run: Callable[[Any, bool], dict[str, Any] | None],
-            progress: bool = True) -> list[dict[str, Any]]:
+def run_all(jobs: list[Any], run: Callable[[Any, bool], Any | None],
+            progress: bool = True) -> list[Any]:
     """``run(job, wait)`` for every job; the results in the jobs' order.
 
     A run that another notebook is training at the moment is passed over (``wait=False``)
     and taken up after the others, so two notebooks that need the same runs share the work
     instead of one waiting while the other trains.
     """
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, Any] = {}
     with tqdm(total=len(jobs), desc="runs", disable=not progress) as bar:
         for wait in (False, True):
             for index, job in enumerate(jobs):
@@ -185,144 +295,46 @@ def run_all(jobs: list[Any], run: Callable[[Any, bool], dict[str, Any] | None],
     return [results[index] for index in range(len(jobs))]
 
 
-def run_grid(setup: Setup, variants: dict[str, dict[str, Any]],
-             progress: bool = True) -> tuple[pd.DataFrame, list[dict]]:
-    """Every (variant, category, seed): a table of metrics and the runs' records."""
-    jobs = [(name, category, seed) for name in variants for category in setup.categories
-            for seed in setup.seeds]
+def run_grid(setup: AnySetup, grid: dict[str, dict[str, Any]], progress: bool = True
+             ) -> tuple[pd.DataFrame, list[RunRecord]]:
+    """Every (variant, category or class, seed) of ``grid`` (variant name -> run
+    parameters, see ``variants``): a table of metrics and the runs' records."""
+    jobs = [(name, unit, seed) for name in grid for unit in setup.units for seed in setup.seeds]
     results = run_all(jobs, lambda job, wait: run_one(setup, job[1], job[2], wait=wait,
-                                                      **variants[job[0]]), progress)
-    rows, records = [], []
-    for (name, category, seed), result in zip(jobs, results, strict=True):
-        record = result["record"]
-        rows.append({"variant": name, "category": category, "seed": seed,
-                     **{m: result[m] for m in METRICS},
-                     "backbone": record["backbone"]["name"],
-                     "epochs": record["config"]["epochs"],
-                     "wall_time_s": record["wall_time_s"]})
-        records.append(record)
-    return pd.DataFrame(rows), records
+                                                      **grid[job[0]]), progress)
+    unit_field = "category" if isinstance(setup, Setup) else "class_name"
+    rows = []
+    for (name, unit, seed), result in zip(jobs, results, strict=True):
+        record = result.record
+        rows.append(RunRow(variant=name, seed=seed, **{unit_field: setup.unit_name(unit)},
+                           **result.metrics(),
+                           backbone=record.backbone["name"], epochs=record.config["epochs"],
+                           wall_time_s=record.wall_time_s).to_dict())
+    return pd.DataFrame(rows), [result.record for result in results]
 
 
-def summarize(runs: pd.DataFrame, by: str = "variant",
-              metrics: tuple[str, ...] = METRICS) -> pd.DataFrame:
-    """Per ``by``: the mean over categories for each seed, then mean and std over seeds."""
-    per_seed = runs.groupby([by, "seed"], sort=False)[list(metrics)].mean()
+def summarize(runs: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
+    """Per ``by``: the mean over categories (or classes) for each seed, then mean and std
+    over seeds, for each metric the runs have."""
+    metrics = [m for m in METRICS if m in runs]
+    per_seed = runs.groupby([by, "seed"], sort=False)[metrics].mean()
     grouped = per_seed.groupby(level=0, sort=False)
     summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
     summary["seeds"] = grouped.size()
     return summary.reset_index()
 
 
+def unit_column(runs: pd.DataFrame) -> str:
+    return "category" if "category" in runs else "class"
+
+
 def per_category(runs: pd.DataFrame, metric: str, by: str = "variant") -> pd.DataFrame:
-    """A category x ``by`` table of ``metric`` (mean over seeds), with a mean row."""
-    table = runs.pivot_table(index="category", columns=by, values=metric, aggfunc="mean",
-                             sort=False)
+    """A category (or class) x ``by`` table of ``metric`` (mean over seeds), with a mean
+    row."""
+    table = runs.pivot_table(index=unit_column(runs), columns=by, values=metric,
+                             aggfunc="mean", sort=False)
     table.loc["mean"] = table.mean()
     return table
-
-
-def experiment_dir(setup: Any, experiment: str) -> Path:
-    return setup.results_dir / setup.profile / experiment
-
-
-def save_table(setup: Any, experiment: str, runs: pd.DataFrame, summary: pd.DataFrame,
-               records: list[dict], paper: dict[str, Any] | None = None,
-               extra: dict[str, Any] | None = None) -> Path:
-    """Write ``runs.csv``, ``summary.csv`` and ``results.json`` (with the run record)."""
-    folder = experiment_dir(setup, experiment)
-    write_csv(folder / "runs.csv", runs)
-    write_csv(folder / "summary.csv", summary)
-    record = run_record(
-        experiment=experiment, **setup.describe(),
-        environment=environment(records[0]["environment"]["device"] if records else "cpu"),
-        wall_time_s=float(runs["wall_time_s"].sum()) if len(runs) else 0.0,
-        runs=records,
-    )
-    write_json(folder / "results.json", {
-        "experiment": experiment, "summary": summary.to_dict(orient="records"),
-        "runs": runs.to_dict(orient="records"), "paper": paper or {}, **(extra or {}),
-        "record": record,
-    })
-    return folder
-
-
-def save_figure(figure: Any, setup: Any, experiment: str, name: str) -> Path:
-    """Save a matplotlib figure as PNG under the experiment's folder, atomically."""
-    path = experiment_dir(setup, experiment) / f"{name}.png"
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    return path
-
-
-
-
-def trained_run(setup: Setup, category: str, seed: int, **overrides: Any):
-    """The finished run of (category, seed, overrides), loaded back with its features."""
-    from adtr.analysis import load_trained
-
-    run_one(setup, category, seed, **overrides)
-    config = profiles.with_overrides(setup.base, seed=seed, **overrides)
-    return load_trained(run_dir(config, category, setup.runs_dir), category)
-
-
-def gallery_figure(setup: Setup, category: str, seed: int, n_anomalous: int = 5,
-                   **overrides: Any):
-    """Test images of one category with ground truth and predicted maps (one good image)."""
-    from adtr import viz
-    from adtr.analysis import display_image
-
-    trained = trained_run(setup, category, seed, **overrides)
-    samples = trained.data.test_samples
-    good = [i for i, s in enumerate(samples) if s.label == 0][:1]
-    anomalous = [i for i, s in enumerate(samples) if s.label == 1]
-    by_defect: dict[str, int] = {}
-    for i in anomalous:  # one image per defect kind first, then the rest
-        by_defect.setdefault(samples[i].defect, i)
-    rest = [i for i in anomalous if i not in by_defect.values()]
-    chosen = good + (list(by_defect.values()) + rest)[:n_anomalous]
-    maps, scores = train.predict(trained.model, trained.standardizer,
-                                 trained.data.test_features[chosen], trained.config,
-                                 trained.device)
-    images = [display_image(samples[i].image, trained.config.image_size) for i in chosen]
-    titles = [f"{samples[i].defect}/{samples[i].image.stem}" for i in chosen]
-    return viz.gallery(images, trained.data.masks[chosen], maps, scores, titles)
-
-
-#: ADTR and ADTR+ (which fine-tunes the ADTR run of the same parameters).
-PLUS_VARIANTS = {"adtr": {}, "adtr_plus": {"variant": "adtr_plus"}}
-
-
-def confetti_figure(setup: Setup, category: str, count: int = 8, seed: int = 0):
-    """Training images of a category and the same images with confetti noise (masks in red)."""
-    import numpy as np
-
-    from adtr import plus, viz
-    from adtr.features import to_unit
-
-    samples = data.list_samples(setup.base.data_root, category, "train")[:count]
-    unit = to_unit(plus.normalised_images(samples, setup.base.image_size)).clamp(0, 1)
-    noisy, masks = plus.confetti(unit, np.random.default_rng(seed))
-    rows = {"training image": unit, "with confetti": noisy}
-    return viz.image_grid({k: v.permute(0, 2, 3, 1).numpy() for k, v in rows.items()},
-                          masks.numpy(), columns=count)
-
-
-def comparison_table(summary: pd.DataFrame, paper_values: dict[str, float],
-                     labels: dict[str, str]) -> pd.DataFrame:
-    """Paper's pixel AUROC beside ours (mean ± std over seeds), in %, one row per variant."""
-    rows = []
-    for _, row in summary.iterrows():
-        rows.append({
-            "variant": labels.get(row["variant"], row["variant"]),
-            "paper pixel AUROC (MVTec-AD)": paper_values.get(row["variant"], np.nan),
-            "ours pixel AUROC": 100 * row["pixel_auroc_mean"],
-            "± std": 100 * row["pixel_auroc_std"],
-            "ours image AUROC": 100 * row["image_auroc_mean"],
-            "ours AUPRO": 100 * row["aupro_mean"],
-            "seeds": int(row["seeds"]),
-        })
-    return pd.DataFrame(rows).round(2)
 
 
 def per_category_metrics(runs: pd.DataFrame) -> pd.DataFrame:
@@ -332,41 +344,83 @@ def per_category_metrics(runs: pd.DataFrame) -> pd.DataFrame:
     return table.round(2)
 
 
-PAPER_BACKBONES = ("resnet18", "resnet34", "efficientnet_b0", "efficientnet_b4")
-PACKAGED_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+def comparison_table(summary: pd.DataFrame, experiment: catalog.Experiment) -> pd.DataFrame:
+    """Paper's value of the experiment's metric beside ours (mean ± std over seeds), in %,
+    one row per variant."""
+    metric, name = experiment.metric, catalog.METRIC_NAMES[experiment.metric]
+    rows = []
+    for _, row in summary.iterrows():
+        rows.append({
+            "variant": experiment.labels.get(row["variant"], row["variant"]),
+            f"paper {name} (MVTec-AD)": experiment.paper.get(row["variant"], np.nan),
+            f"ours {name}": 100 * row[f"{metric}_mean"],
+            "± std": 100 * row[f"{metric}_std"],
+            **{f"ours {catalog.METRIC_NAMES[m]}": 100 * row[f"{m}_mean"]
+               for m in METRICS if m != metric and f"{m}_mean" in row},
+            "seeds": int(row["seeds"]),
+        })
+    return pd.DataFrame(rows).round(2)
 
 
-def available_backbone_variants(setup: Setup) -> dict[str, dict[str, Any]]:
-    """The Table 4c backbones whose ImageNet weights can be had here; the rest are skipped.
-
-    Never runs a backbone on random weights in place of pretrained ones.
-    """
-    from adtr.backbones import resolve_weights
-    from adtr.errors import WeightsError
-
-    variants = {}
-    for name in PAPER_BACKBONES + PACKAGED_BACKBONES:
-        try:
-            resolve_weights(name, setup.base.weights)
-        except WeightsError:
-            print(f"skipped {name}: no ImageNet weights available offline")
-            continue
-        variants[name] = {"backbone": name}
-    return variants
+def experiment_dir(setup: AnySetup, experiment: str) -> Path:
+    return setup.results_dir / setup.profile / experiment
 
 
-def scale_variants(setup: Setup) -> dict[str, dict[str, Any]]:
-    """Table 4d: the deepest selected stage alone vs all selected stages."""
-    return {"last_layer": {"stages": (max(setup.base.stages),)}, "multi_scale": {}}
+def _experiment_record(setup: AnySetup, experiment: str, records: list[RunRecord],
+                       wall_time_s: float | None) -> ExperimentRecord:
+    device = (records[0].environment["device"] if records
+              else str(train.pick_device(setup.base.device)))
+    return ExperimentRecord(runs=records, **run_record(
+        experiment=experiment, **setup.describe(), environment=environment(device),
+        wall_time_s=wall_time_s))
+
+
+def save_table(setup: AnySetup, experiment: catalog.Experiment, runs: pd.DataFrame,
+               summary: pd.DataFrame, records: list[RunRecord],
+               tables: dict[str, Any] | None = None) -> Path:
+    """Write ``runs.csv``, ``summary.csv`` and ``results.json`` (with the run record)."""
+    folder = experiment_dir(setup, experiment.name)
+    write_csv(folder / "runs.csv", runs)
+    write_csv(folder / "summary.csv", summary)
+    wall = float(runs["wall_time_s"].sum()) if len(runs) else 0.0
+    ExperimentResults(
+        experiment=experiment.name,
+        record=_experiment_record(setup, experiment.name, records, wall),
+        runs=[RunRow.from_dict(row) for row in runs.to_dict(orient="records")],
+        summary=[SummaryRow.from_dict(row) for row in summary.to_dict(orient="records")],
+        paper=experiment.paper or catalog.PAPER_MEANS.get(experiment.name, {}),
+        tables=tables or {},
+    ).write(folder / "results.json")
+    return folder
+
+
+def table_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table with an index (e.g. ``per_category``) as rows for a result file."""
+    return table.reset_index().to_dict(orient="records")
 
 
 def save_separation(setup: Setup, separation: pd.DataFrame) -> Path:
     """Write the Fig. 5 separation numbers with the run record."""
     folder = experiment_dir(setup, "tsne")
     write_csv(folder / "separation.csv", separation)
-    write_json(folder / "results.json", {
-        "experiment": "tsne", "separation": separation.to_dict(orient="records"),
-        "record": run_record(experiment="tsne", **setup.describe(),
-                             environment=environment(str(train.pick_device(setup.base.device)))),
-    })
+    ExperimentResults(
+        experiment="tsne", record=_experiment_record(setup, "tsne", [], None),
+        tables={"separation": separation.to_dict(orient="records")},
+    ).write(folder / "results.json")
     return folder
+
+
+def save_figure(figure: Any, setup: AnySetup, experiment: str, name: str) -> Path:
+    """Save a matplotlib figure as PNG under the experiment's folder, atomically."""
+    path = experiment_dir(setup, experiment) / f"{name}.png"
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    return path
+
+
+def trained_run(setup: Setup, category: str, seed: int, **overrides: Any):
+    """The finished run of (category, seed, overrides), loaded back with its features."""
+    from adtr.analysis import load_trained
+
+    result = run_one(setup, category, seed, **overrides)
+    return load_trained(Path(result.record.checkpoint).parent, category)

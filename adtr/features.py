@@ -27,10 +27,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from adtr.allocator import keep_freed_memory
-from adtr.backbones import MEMORY_FORMAT
 from adtr.data import IMAGENET_MEAN, IMAGENET_STD, Sample, load_image
 from adtr.errors import DataError
-from adtr.records import atomic_path, file_sha256
+from adtr.records import atomic_path, file_sha256, file_stamps
 
 _MEMORY: dict[str, Tensor] = {}
 _MEAN = torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -52,29 +51,20 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("ADTR_CACHE_DIR", Path.home() / ".cache" / "adtr"))
 
 
-def cache_key(extractor_id: dict, samples: Sequence[Sample]) -> str:
-    """A hash of the extractor's description and of each image file (path, size, mtime)."""
-    files = []
-    for sample in samples:
-        stat = sample.image.stat()
-        files.append([str(sample.image.resolve()), stat.st_size, stat.st_mtime_ns])
-    payload = json.dumps({"extractor": extractor_id, "files": files, "timm": timm.__version__},
+def backbone_precision(device: torch.device) -> str:
+    """The backbone's arithmetic: bf16 autocast on CUDA, fp32 on the CPU. Part of the cache
+    key: the two give different features."""
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
+def cache_key(extractor_id: dict, samples: Sequence[Sample], precision: str = "fp32") -> str:
+    """A hash of the extractor's description, the backbone's precision and each image file
+    (path, size, mtime)."""
+    files = file_stamps([sample.image for sample in samples])
+    payload = json.dumps({"extractor": extractor_id, "files": files, "timm": timm.__version__,
+                          **({"precision": precision} if precision != "fp32" else {})},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-def extractor_id(extractor: nn.Module, backbone: str, stages: Sequence[int], image_size: int,
-                 feature_stride: int) -> dict:
-    """What identifies a feature map: everything that would change its values (the memory
-    layout too: convolutions in another layout round differently)."""
-    return {
-        "backbone": backbone,
-        "weights": extractor.weights_source,
-        "stages": list(stages),
-        "image_size": image_size,
-        "feature_stride": feature_stride,
-        "memory_format": str(MEMORY_FORMAT),
-    }
 
 
 def _read_cache(path: Path) -> Tensor | None:
@@ -162,7 +152,8 @@ def extract(
         if isinstance(images, DataError):
             raise images
         images = images.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16,
+                            enabled=backbone_precision(device) == "bf16"):
             features = extractor(images)
         out.append(features.float().cpu())
     return torch.cat(out)
@@ -189,11 +180,13 @@ def _cached(key: str, cache_dir: Path | None, compute: Callable[[], Tensor]) -> 
 
 
 def cached_features(
-    extractor: nn.Module, ident: dict, samples: Sequence[Sample], image_size: int,
-    device: torch.device, cache_dir: Path | None, progress: bool = True, desc: str = "features",
+    extractor: nn.Module, samples: Sequence[Sample], image_size: int, device: torch.device,
+    cache_dir: Path | None, progress: bool = True, desc: str = "features",
 ) -> Tensor:
-    """``extract`` with the memory and disk caches in front of it."""
-    return _cached(cache_key(ident, samples), cache_dir, lambda: extract(
+    """``extract`` with the memory and disk caches in front of it, keyed by the extractor's
+    ``identity`` and the image files."""
+    key = cache_key(extractor.identity, samples, backbone_precision(device))
+    return _cached(key, cache_dir, lambda: extract(
         extractor, samples, image_size, device, progress=progress, desc=desc))
 
 
@@ -215,19 +208,27 @@ def extract_arrays(extractor: nn.Module, images: np.ndarray, image_size: int,
     for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress,
                       leave=False):
         batch = normalise_arrays(images[start:start + batch_size], image_size).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16,
+                            enabled=backbone_precision(device) == "bf16"):
             out.append(extractor(batch).float().cpu())
     return torch.cat(out)
 
 
+def array_digest(images: np.ndarray) -> str:
+    """SHA-256 of an array's bytes (hex)."""
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
+
+
 def cached_array_features(
-    extractor: nn.Module, ident: dict, images: np.ndarray, image_size: int,
-    device: torch.device, cache_dir: Path | None, progress: bool = True, desc: str = "features",
+    extractor: nn.Module, images: np.ndarray, image_size: int, device: torch.device,
+    cache_dir: Path | None, progress: bool = True, desc: str = "features",
 ) -> Tensor:
     """``extract_arrays`` with the caches in front, keyed by the images' bytes."""
-    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
-    payload = json.dumps({"extractor": ident, "images": digest, "shape": list(images.shape),
-                          "timm": timm.__version__}, sort_keys=True)
+    precision = backbone_precision(device)
+    payload = json.dumps({"extractor": extractor.identity, "images": array_digest(images),
+                          "shape": list(images.shape), "timm": timm.__version__,
+                          **({"precision": precision} if precision != "fp32" else {})},
+                         sort_keys=True)
     key = hashlib.sha256(payload.encode()).hexdigest()[:20]
     return _cached(key, cache_dir, lambda: extract_arrays(
         extractor, images, image_size, device, progress=progress, desc=desc))

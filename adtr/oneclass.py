@@ -1,9 +1,11 @@
-"""The one-class setting of the paper's CIFAR-10 table: one class normal, the rest anomalous.
+"""The data sets of the one-class setting (the paper's CIFAR-10 table): one class normal,
+the rest anomalous.
 
 Protocol (UniAD's for CIFAR-10, which the paper follows): for each class c, train on the
 training images of c only; test on the whole test split, every image of another class
 being an anomaly; the image score is the *mean* of the anomaly map; report image AUROC
-per class and the mean over classes. There are no pixel labels here.
+per class and the mean over classes. There are no pixel labels here. ``adtr.pipeline``
+runs one class (``one_class_data``), ``adtr.experiments`` the notebook's grid.
 
 Data sets (images in memory as uint8 RGB arrays, never downloaded):
 - ``cifar10(root)``: torchvision's python format in a local folder;
@@ -17,21 +19,13 @@ Data sets (images in memory as uint8 RGB arrays, never downloaded):
 from __future__ import annotations
 
 import pickle
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from adtr import metrics, plus, profiles, train
-from adtr.backbones import build_extractor
 from adtr.errors import AdtrError, DataError
-from adtr.experiments import run_all, run_key, shared_run
-from adtr.features import cached_array_features, default_cache_dir, extractor_id
-from adtr.model import anomaly_map
-from adtr.records import environment, run_record, write_json
 
 DIGITS = "digits"
 CIFAR10 = "cifar10"
@@ -189,173 +183,3 @@ def load_external(name: str, cifar100_root: str | None) -> np.ndarray:
         raise DataError("ADTR+ on CIFAR-10 needs cifar100_root: the folder holding "
                         "cifar-100-python (its images are the external anomalies)")
     return cifar100(cifar100_root)
-
-
-# --- runs ---------------------------------------------------------------------------------
-
-
-@dataclass
-class OneClassSetup:
-    """A one-class notebook's resolved parameters and data."""
-
-    base: profiles.RunConfig
-    dataset: ImageSet
-    external: np.ndarray
-    external_name: str
-    classes: list[int]
-    seeds: list[int]
-    results_dir: Path
-    runs_dir: Path
-
-    @property
-    def profile(self) -> str:
-        return self.base.profile
-
-    def describe(self) -> dict[str, Any]:
-        return {"profile": self.profile, "config": self.base.to_dict(),
-                "dataset": self.dataset.describe(), "classes": self.classes,
-                "seeds": self.seeds, "external_anomalies": {
-                    "name": self.external_name, "n_images": len(self.external)}}
-
-
-def setup(profile: str = "cpu", dataset: str | None = None, cifar_root: str | None = None,
-          cifar100_root: str | None = None, classes: list[int] | None = None,
-          backbone: str | None = None, epochs: int | None = None,
-          image_size: int | None = None, seeds: list[int] | None = None,
-          device: str | None = None, results_dir: str = "results", runs_dir: str = "runs",
-          **overrides: Any) -> OneClassSetup:
-    """Resolve the one-class notebook's parameters (``None`` = the profile's value).
-
-    The ``paper`` profile runs CIFAR-10 from ``cifar_root`` (CIFAR-100 from ``cifar100_root``
-    as external anomalies); the offline profiles run the digits stand-in.
-    """
-    from adtr.experiments import EXPERIMENT_SEEDS, absolute
-
-    name = dataset or (CIFAR10 if profile == "paper" else DIGITS)
-    if name not in DATASETS:
-        raise AdtrError(f"unknown one-class dataset {name!r}; choose one of {list(DATASETS)}")
-    base = profiles.resolve(profile, "oneclass", backbone=backbone, epochs=epochs,
-                            image_size=image_size, device=device, **overrides)
-    images = load_dataset(name, cifar_root)
-    external = load_external(name, cifar100_root)
-    base = profiles.with_overrides(base, data_root=images.source,
-                                   plus_anomalies=EXTERNAL[name])
-    chosen = list(range(len(images.classes))) if classes is None else [int(c) for c in classes]
-    for normal in chosen:
-        one_class_split(images, normal)  # refuses a class out of range before any work
-    seeds = list(seeds) if seeds else EXPERIMENT_SEEDS[profile]
-    return OneClassSetup(base, images, external, EXTERNAL[name], chosen, seeds,
-                         absolute(results_dir), absolute(runs_dir))
-
-
-def _run_dir(setup: OneClassSetup, config: profiles.RunConfig, normal: int) -> Path:
-    key = run_key(config, f"{setup.dataset.name} class {normal}", (Path(__file__),))
-    return (setup.runs_dir / config.profile / f"oneclass-{setup.dataset.name}" /
-            f"class-{normal}" / f"{config.variant}-{key}")
-
-
-def run_class(setup: OneClassSetup, normal: int, seed: int, variant: str = "adtr",
-              progress: bool = False, wait: bool = True) -> dict[str, Any] | None:
-    """Train (or read back) the model of one normal class; image AUROC on the test split.
-
-    ``wait=False``: None at once when another notebook is training this run now."""
-    config = profiles.with_overrides(setup.base, seed=seed, variant=variant)
-    base_checkpoint = None
-    if variant == "adtr_plus":
-        base = run_class(setup, normal, seed, "adtr", progress, wait)
-        if base is None:
-            return None
-        base_checkpoint = Path(base["record"]["checkpoint"])
-    def compute(out: Path) -> dict[str, Any]:
-        result = _train_class(setup, config, normal, out, base_checkpoint, progress)
-        write_json(out / "metrics.json", result)
-        return result
-
-    return shared_run(_run_dir(setup, config, normal), config, compute, wait)
-
-
-def _train_class(setup: OneClassSetup, config: profiles.RunConfig, normal: int, out: Path,
-                 base_checkpoint: Path | None, progress: bool) -> dict[str, Any]:
-    started = time.perf_counter()
-    device = train.pick_device(config.device)
-    extractor = build_extractor(config.backbone, config.stages, config.image_size,
-                                config.feature_stride, config.weights)
-    ident = extractor_id(extractor, config.backbone, config.stages, config.image_size,
-                         config.feature_stride)
-    split = one_class_split(setup.dataset, normal)
-    features = {
-        part: cached_array_features(extractor, ident, images, config.image_size, device,
-                                    default_cache_dir(), progress, desc=f"{part} features")
-        for part, images in (("train", split.train_images), ("test", split.test_images))
-    }
-    category = f"{setup.dataset.name} class {setup.dataset.classes[normal]}"
-    extra: dict[str, Any] = {}
-    if base_checkpoint is None:
-        model, standardizer, history = train.train(config, category, features["train"], out,
-                                                   device, progress)
-    else:
-        def objective(standardizer: torch.nn.Module) -> tuple[plus.ExternalLoss, dict]:
-            external = cached_array_features(extractor, ident, setup.external,
-                                             config.image_size, device, default_cache_dir(),
-                                             progress, desc="external anomaly features")
-            return (plus.ExternalLoss(standardizer(external), config, device),
-                    {"kind": "external", "labels": "image", "loss": "L_img",
-                     "name": setup.external_name, "n_images": len(setup.external)})
-
-        model, standardizer, history, extra = plus.fine_tune(
-            config, category, features["train"], base_checkpoint, out, device, objective,
-            progress)
-    diff = train.differences(model, standardizer, features["test"], device,
-                             precision=config.precision)
-    scores = anomaly_map(diff, torch.zeros_like(diff)).mean(dim=(1, 2)).numpy()
-    auroc = metrics.image_auroc(split.test_labels, scores)
-    record = run_record(
-        experiment="oneclass", variant=config.variant, category=category,
-        metrics={"image_auroc": auroc},
-        config=config.to_dict(), data={**setup.dataset.describe(), "normal_class": normal,
-                                       "n_train_used": len(split.train_images)},
-        backbone={"name": config.backbone, "weights": extractor.weights_source,
-                  "stages": list(config.stages), "channels": int(features["train"].shape[1])},
-        seed=config.seed, environment=environment(str(device)), score="mean of the anomaly map",
-        epochs_trained=len(history["epoch_loss"]), loss_history=history["epoch_loss"],
-        wall_time_s=round(time.perf_counter() - started, 2),
-        checkpoint=str(out / "checkpoint.pt"), **extra)
-    return {"image_auroc": auroc, "normal_class": normal, "record": record}
-
-
-def run_grid(setup: OneClassSetup, variants: tuple[str, ...] = ("adtr", "adtr_plus"),
-             progress: bool = True) -> tuple[Any, list[dict]]:
-    """Every (variant, class, seed): a table of image AUROC and the runs' records."""
-    import pandas as pd
-
-    jobs = [(v, c, s) for v in variants for c in setup.classes for s in setup.seeds]
-    results = run_all(jobs, lambda job, wait: run_class(setup, job[1], job[2], job[0],
-                                                        wait=wait), progress)
-    rows, records = [], []
-    for (variant, normal, seed), result in zip(jobs, results, strict=True):
-        record = result["record"]
-        rows.append({"variant": variant, "class": setup.dataset.classes[normal],
-                     "seed": seed, "image_auroc": result["image_auroc"],
-                     "wall_time_s": record["wall_time_s"]})
-        records.append(record)
-    return pd.DataFrame(rows), records
-
-
-def per_class(runs: Any) -> Any:
-    """Class x variant image AUROC in % (mean over seeds), with a mean row."""
-    table = 100 * runs.pivot_table(index="class", columns="variant", values="image_auroc",
-                                   aggfunc="mean", sort=False)
-    table.loc["mean"] = table.mean()
-    return table.round(2)
-
-
-def examples_figure(setup: OneClassSetup, normal: int = 0, count: int = 8):
-    """Training images of one class, anomalies of its test split, external anomalies."""
-    from adtr import viz
-
-    split = one_class_split(setup.dataset, normal)
-    anomalies = split.test_images[split.test_labels == 1]
-    rows = {f"normal: class {setup.dataset.classes[normal]}": split.train_images[:count],
-            "test anomalies": anomalies[:count],
-            f"external ({setup.external_name})": setup.external[:count]}
-    return viz.image_grid(rows, columns=count)

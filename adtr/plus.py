@@ -8,7 +8,8 @@ positions away (FCDD's semi-supervised loss, applied to the difference vectors d
     L_px   = 1/HW sum_u (1 - y(u)) phi(u) - alpha log(1 - exp(-1/HW sum_u y(u) phi(u)))
     L_img  = (1 - y) q - alpha y log(1 - exp(-q)),    q = mean of the k largest phi(u)
 
-Where the anomalies come from (``RunConfig.plus_anomalies``):
+Where the anomalies come from (``RunConfig.plus_anomalies``; ``adtr.pipeline`` builds the
+objective of a run from them and fine-tunes):
 - ``"confetti"``: confetti noise as in FCDD -- random coloured rectangles blended into the
   normal *training* images on the fly, reproducible from (seed, epoch, step), with pixel
   labels, so ``L_px``;
@@ -26,9 +27,7 @@ Choices the paper does not state (recorded with every run):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -36,10 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from adtr import data
-from adtr.errors import AdtrError, DataError
-from adtr.features import cached_features, extractor_id, from_unit, to_unit
-from adtr.profiles import CONFETTI, RunConfig
-from adtr.records import file_sha256
+from adtr.errors import DataError
+from adtr.features import from_unit, to_unit
+from adtr.profiles import RunConfig
 
 
 def phi(diff: Tensor) -> Tensor:
@@ -163,59 +161,3 @@ def external_samples(folder: str | Path, forbidden: list[Path] = ()) -> list[dat
 def normalised_images(samples: list[data.Sample], size: int) -> Tensor:
     """The samples' images, ImageNet-normalised: (N, 3, size, size) on the CPU."""
     return torch.from_numpy(np.stack([data.load_image(s.image, size)[0] for s in samples]))
-
-
-#: Builds a fine-tuning objective from the base model's standardiser: the step loss and
-#: what the run record says about the anomalies it uses.
-Objective = Callable[[torch.nn.Module], tuple[Callable, dict[str, Any]]]
-
-
-def category_objective(config: RunConfig, category: str, category_data: Any,
-                       device: torch.device, cache_dir: Path | None = None,
-                       progress: bool = True) -> Objective:
-    """The objective of an MVTec-layout category: confetti noise, or an external folder."""
-    extractor = category_data.extractor
-
-    def objective(standardizer: torch.nn.Module) -> tuple[Callable, dict[str, Any]]:
-        if config.plus_anomalies == CONFETTI:
-            images = normalised_images(category_data.train_samples, config.image_size)
-            return (ConfettiLoss(images, extractor, standardizer, config, device),
-                    {"kind": "confetti", "labels": "pixel", "loss": "L_px"})
-        root = data.category_dir(config.data_root, category)
-        samples = external_samples(config.plus_anomalies, [root / "test", root / "ground_truth"])
-        ident = extractor_id(extractor, config.backbone, config.stages, config.image_size,
-                             config.feature_stride)
-        features = cached_features(extractor, ident, samples, config.image_size, device,
-                                   cache_dir, progress, desc="external anomaly features")
-        return (ExternalLoss(standardizer(features), config, device),
-                {"kind": "external", "labels": "image", "loss": "L_img",
-                 "folder": str(Path(config.plus_anomalies).resolve()), "n_images": len(samples)})
-
-    return objective
-
-
-def fine_tune(config: RunConfig, category: str, train_features: Tensor, base_checkpoint: Path,
-              out_dir: Path, device: torch.device, objective: Objective,
-              progress: bool = True) -> tuple[Any, Any, dict, dict[str, Any]]:
-    """ADTR+: fine-tune the model of ``base_checkpoint`` with ``objective``'s anomalies.
-
-    Returns the model, its standardiser, the loss history and what the run record adds.
-    """
-    from adtr import train
-
-    state = train.load_checkpoint(base_checkpoint, then="cannot fine-tune from it")
-    if state is None or "full_config" not in state:
-        raise AdtrError(f"{base_checkpoint} is not a readable adtr checkpoint to fine-tune")
-    base = state["full_config"]
-    if base["variant"] != "adtr" or state["channels"] != train_features.shape[1]:
-        raise AdtrError(f"{base_checkpoint} holds a {base['variant']!r} model on "
-                        f"{state['channels']} channels; ADTR+ fine-tunes an 'adtr' model on "
-                        f"these {train_features.shape[1]}-channel features")
-    _, _, standardizer = train.restore(state)
-    step_loss, source = objective(standardizer)
-    model, standardizer, history = train.train(
-        config, category, train_features, out_dir, device, progress,
-        start_from=state, step_loss=step_loss, identity={"base": file_sha256(base_checkpoint)})
-    extra = {"base_checkpoint": str(base_checkpoint), "base_epochs": state["epoch"],
-             "anomalies": source}
-    return model, standardizer, history, extra

@@ -25,7 +25,13 @@ from typing import Any
 from adtr.errors import ConfigError
 
 #: Reconstruction variants of the paper's Table 4 (a) and (b); all are switches of one model.
-VARIANTS = ("adtr", "cnn", "no_attention", "no_query", "pixels", "adtr_plus")
+VARIANTS = ("adtr", "cnn", "no_attention", "no_query", "pixels")
+
+#: Training objectives (``RunConfig.objective``): the reconstruction MSE on normal features,
+#: or ADTR+, which fine-tunes the ADTR model of the same parameters with anomalies.
+RECONSTRUCTION = "reconstruction"
+ADTR_PLUS = "adtr_plus"
+OBJECTIVES = (RECONSTRUCTION, ADTR_PLUS)
 
 #: Values of ``precision`` (see ``RunConfig``).
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -47,6 +53,7 @@ class RunConfig:
     feature_stride: int = 16  # every stage is resized to image_size / feature_stride
     standardize: bool = False  # per-channel standardisation with training statistics
     variant: str = "adtr"
+    objective: str = RECONSTRUCTION  # or ADTR_PLUS (the plus_* fields below)
     hidden_dim: int = 256
     num_encoder_layers: int = 4
     num_decoder_layers: int = 4
@@ -68,7 +75,7 @@ class RunConfig:
     precision: str = "auto"
     checkpoint_every: int = 10  # epochs between resumable checkpoints
     max_train_images: int = 0  # train on the first N images of train/good; 0 = all
-    # ADTR+ (variant "adtr_plus"): the ADTR model fine-tuned with anomalies.
+    # ADTR+ (objective "adtr_plus"): the ADTR model fine-tuned with anomalies.
     plus_anomalies: str = CONFETTI  # confetti noise (pixel labels), or a folder of images
     plus_epochs: int = 300  # fine-tuning epochs after the normal-only training
     plus_lr: float = 1e-4  # constant during fine-tuning; each profile uses its base lr
@@ -212,7 +219,14 @@ def _check(config: RunConfig) -> None:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be a positive integer, got {getattr(config, name)}")
     if config.variant not in VARIANTS:
-        raise ConfigError(f"unknown variant {config.variant!r}; choose one of {list(VARIANTS)}")
+        hint = "; ADTR+ is --objective adtr_plus" if config.variant == ADTR_PLUS else ""
+        raise ConfigError(f"unknown variant {config.variant!r}; choose one of {list(VARIANTS)}"
+                          + hint)
+    if config.objective not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {config.objective!r}; choose one of "
+                          f"{list(OBJECTIVES)}")
+    if config.objective == ADTR_PLUS and config.variant != "adtr":
+        raise ConfigError(f"ADTR+ fine-tunes the 'adtr' model, not {config.variant!r}")
     if config.hidden_dim % config.num_heads:
         raise ConfigError(
             f"hidden_dim ({config.hidden_dim}) must be divisible by num_heads ({config.num_heads})"

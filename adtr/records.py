@@ -9,6 +9,7 @@ how long, on which machine and software.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import glob
 import hashlib
@@ -95,6 +96,71 @@ def files_sha256(paths: list[Path]) -> str:
     for path in paths:
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()
+
+
+def file_stamps(paths: list[Path]) -> list[list[Any]]:
+    """[resolved path, size, modification time in ns] of each file: what tells a changed
+    file from the one a cache or a run was made from, without reading it."""
+    stamps = []
+    for path in paths:
+        stat = Path(path).stat()
+        stamps.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
+    return stamps
+
+
+def stamps_digest(paths: list[Path]) -> str:
+    """SHA-256 (16 hex digits) of ``file_stamps(paths)``."""
+    return hashlib.sha256(json.dumps(file_stamps(paths)).encode()).hexdigest()[:16]
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def module_files(name: str) -> list[Path]:
+    """The source files of ``adtr.<name>``: one file, or every file of a subpackage."""
+    folder = _package_dir() / name
+    if folder.is_dir():
+        return sorted(folder.glob("*.py"))
+    path = folder.with_suffix(".py")
+    return [path] if path.is_file() else []
+
+
+def imported_modules(source: str) -> set[str]:
+    """The ``adtr`` modules that Python ``source`` imports (at any depth of the code)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[1] for alias in node.names
+                         if alias.name.startswith("adtr."))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "adtr":
+                names.update(alias.name for alias in node.names)
+            elif node.module.startswith("adtr."):
+                names.add(node.module.split(".")[1])
+    return {name for name in names if module_files(name)}
+
+
+def module_closure(names: set[str] | list[str]) -> list[str]:
+    """``names`` and every ``adtr`` module they import, directly or not, sorted."""
+    seen: set[str] = set()
+    todo = [name for name in names if module_files(name)]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for path in module_files(name):
+            todo += sorted(imported_modules(path.read_text()) - seen)
+    return sorted(seen)
+
+
+def code_digest(names: set[str] | list[str]) -> str:
+    """SHA-256 (16 hex digits) of the source of ``names`` and of every ``adtr`` module they
+    import: what decides what code that uses them computes. Derived from the imports, so a
+    new module is covered without a list to keep."""
+    files = [path for name in module_closure(names) for path in module_files(name)]
+    return files_sha256(files)[:16]
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,16 +1,18 @@
 """Run the experiment notebooks as a papermill batch: ``adtr reproduce --profile cpu``.
 
 Each notebook runs in its own papermill process; the executed copy goes to
-``results/<profile>/executed/<name>.ipynb`` with a stamp beside it (parameters, the
-notebook's hash, the package's hash). A notebook whose stamp matches is skipped unless
-``force``; a failing notebook does not stop the others, and the summary names the cell
-and error of each failure. ``$ADTR_NOTEBOOKS_DIR`` runs the notebooks of another folder.
+``results/<profile>/executed/<name>.ipynb`` with a stamp beside it: its parameters, the
+notebook's hash, the hash of the ``adtr`` modules it imports (found in its code, with
+everything they import) and the digest of the data it reads. A notebook whose stamp
+matches is skipped unless ``force``; a failing notebook does not stop the others, and the
+summary names the cell and error of each failure. ``$ADTR_NOTEBOOKS_DIR`` runs the
+notebooks of another folder.
 
-With ``jobs > 1`` notebooks run side by side: on the least busy GPU where several exist;
-without a GPU each gets its share of the CPU cores (``OMP_NUM_THREADS``; a user's own value
-wins); the longest (by the time its last stamp recorded) start first. Notebooks that need
-the same training run share it: the first trains it under a lock; the others do their other
-runs first and read it back at the end (``experiments.run_all``).
+With ``jobs > 1`` notebooks run side by side: on the least busy GPU where several exist
+(none with ``device="cpu"``); each gets its share of the CPU cores (``OMP_NUM_THREADS``; a
+user's own value wins); the longest (by the time its last stamp recorded) start first.
+Notebooks that need the same training run share it: the first trains it under a lock; the
+others do their other runs first and read it back at the end (``experiments.run_all``).
 
 A batch that ran every notebook with the profile's own settings (only the locations of data
 and outputs given) and found no finished run under ``runs/<profile>/`` writes ``batch.json``
@@ -32,8 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adtr import catalog
 from adtr.errors import ConfigError
-from adtr.records import environment, files_sha256, project_root, run_record, write_json
+from adtr.records import (
+    code_digest,
+    environment,
+    files_sha256,
+    imported_modules,
+    project_root,
+    run_record,
+    write_json,
+)
 
 
 @dataclass
@@ -70,22 +81,22 @@ def select(only: list[str] | None) -> list[str]:
     return chosen
 
 
-#: The modules that decide what a notebook computes and draws; the book's and the command
-#: line's code (report, cli, reproduce) do not make results stale.
-NOTEBOOK_MODULES = ("analysis", "backbones", "data", "experiments", "features", "metrics",
-                    "model", "oneclass", "paper", "plus", "profiles", "records", "synth",
-                    "train", "viz")
+def notebook_modules(path: Path) -> list[str]:
+    """The ``adtr`` modules a notebook's code imports."""
+    cells = json.loads(path.read_text())["cells"]
+    source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    return sorted(imported_modules("\n".join(lines)))
 
 
-#: Notebooks of the one-class setting (their data is not the MVTec-layout folder).
-ONE_CLASS_NOTEBOOKS = ("08_one_class",)
-
-
-def _stamp(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    package = [project_root() / "adtr" / f"{module}.py" for module in NOTEBOOK_MODULES]
+def _stamp(name: str, parameters: dict[str, Any], data_digest: str) -> dict[str, Any]:
+    """What decides a notebook's output: its parameters, its own source, the code of the
+    ``adtr`` modules it imports (and theirs), and the data it reads."""
+    path = notebooks_dir() / f"{name}.ipynb"
     return {"notebook": name, "parameters": parameters,
-            "notebook_sha256": files_sha256([notebooks_dir() / f"{name}.ipynb"])[:16],
-            "package_sha256": files_sha256(package)[:16]}
+            "notebook_sha256": files_sha256([path])[:16],
+            "package_sha256": code_digest(notebook_modules(path)),
+            "data_sha256": data_digest}
 
 
 def _first_error(executed: Path) -> str:
@@ -105,10 +116,10 @@ def _first_error(executed: Path) -> str:
 
 
 def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, force: bool,
-                 env: dict[str, str]) -> Outcome:
+                 env: dict[str, str], data_digest: str = "") -> Outcome:
     executed = out_dir / f"{name}.ipynb"
     stamp_path = out_dir / f"{name}.json"
-    stamp = _stamp(name, parameters)
+    stamp = _stamp(name, parameters, data_digest)
     if not force and executed.is_file() and stamp_path.is_file():
         previous = json.loads(stamp_path.read_text())
         if previous.get("status") == "ok" and {k: previous.get(k) for k in stamp} == stamp:
@@ -147,18 +158,19 @@ def reproduce(profile: str, only: list[str] | None = None, force: bool = False, 
     finished_before = sum(1 for _ in runs_dir.rglob("metrics.json")) if runs_dir.is_dir() else 0
     # Validate parameters and generate offline data once, before notebooks run in parallel.
     # The one-class notebook reads CIFAR-10 or the digits, not the MVTec-layout data.
-    if any(name not in ONE_CLASS_NOTEBOOKS for name in names):
-        experiments.setup(**{k: v for k, v in params.items()
-                             if k not in ("cifar_root", "cifar100_root")})
-    if any(name in ONE_CLASS_NOTEBOOKS for name in names):
-        from adtr import oneclass
-
-        oneclass.setup(**{k: v for k, v in params.items()
-                          if k not in ("data_root", "categories")})
+    digests = {}
+    if any(not _one_class(name) for name in names):
+        digests[False] = experiments.setup(**{k: v for k, v in params.items()
+                                              if k not in ("cifar_root", "cifar100_root")}
+                                           ).data_digest
+    if any(_one_class(name) for name in names):
+        digests[True] = experiments.one_class_setup(
+            **{k: v for k, v in params.items() if k not in ("data_root", "categories")}
+        ).data_digest
     out_dir = experiments.absolute(params.get("results_dir", "results")) / profile / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
-    gpus = _gpu_count()
-    threads = _threads_per_notebook(min(jobs, len(names)), gpus)
+    gpus = 0 if str(params.get("device", "auto")).startswith("cpu") else _gpu_count()
+    threads = _threads_per_notebook(min(jobs, len(names)))
     if threads is not None:
         threads = int(os.environ.get("OMP_NUM_THREADS") or threads)  # a user's value wins
     order = longest_first(names, out_dir) if jobs > 1 else names
@@ -176,7 +188,8 @@ def reproduce(profile: str, only: list[str] | None = None, force: bool = False, 
         if threads is not None:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
         try:
-            outcome = run_notebook(name, params, out_dir, force, env)
+            outcome = run_notebook(name, params, out_dir, force, env,
+                                   digests[_one_class(name)])
         finally:
             if gpu is not None:
                 with gpu_lock:
@@ -199,6 +212,12 @@ def reproduce(profile: str, only: list[str] | None = None, force: bool = False, 
     return outcomes
 
 
+def _one_class(notebook: str) -> bool:
+    """Whether a notebook runs the one-class setting (its data is not the MVTec folder)."""
+    experiment = catalog.by_notebook(notebook)
+    return experiment is not None and experiment.one_class
+
+
 def cores() -> int:
     """CPU cores this process may use (its affinity where the system tells it)."""
     if hasattr(os, "sched_getaffinity"):
@@ -206,12 +225,14 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def _threads_per_notebook(side_by_side: int, gpus: int) -> int | None:
-    """CPU threads for each of ``side_by_side`` notebooks running at once on the CPU (None:
-    leave torch's default; with a GPU the threads matter little). Two 1-thread trainings on
-    2 cores get ~1.5x the images/s of one 2-thread training (the benchmark's *parallel
-    training* rows): the transformer's small matrices use a second thread poorly."""
-    if side_by_side == 1 or gpus > 0:
+def _threads_per_notebook(side_by_side: int) -> int | None:
+    """CPU threads for each of ``side_by_side`` notebooks running at once (None: one
+    notebook, torch's default). On the CPU, two 1-thread trainings on 2 cores get ~1.5x the
+    images/s of one 2-thread training (the benchmark's *parallel training* rows): the
+    transformer's small matrices use a second thread poorly. Beside a GPU the share also
+    bounds each notebook's image-decoding workers (``features.loader_workers``), so that
+    notebooks side by side do not oversubscribe the cores."""
+    if side_by_side == 1:
         return None
     return max(1, cores() // side_by_side)
 

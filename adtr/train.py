@@ -1,19 +1,20 @@
-"""Fit and evaluate one category: features -> reconstruction model -> maps -> metrics.
+"""The training loop and what it needs: model and standardiser, one optimisation step,
+resumable checkpoints, and the model's maps and scores on a feature tensor.
 
-``fit`` trains on the normal training images only (features from the cache), saves a
-resumable checkpoint every few epochs, evaluates on the test split and writes
-``metrics.json`` with the run record. Run again with the same arguments, it resumes
-from the last checkpoint (or only re-evaluates a finished run); with other arguments it
-starts over. ``evaluate`` scores a finished checkpoint on a (possibly other) data root.
+Nothing here knows where features come from or what a run records: ``adtr.pipeline``
+builds a run (its data, objective and record) on top of this loop. ``train`` saves a
+resumable checkpoint every few epochs; started again with the same identity (parameters,
+data, and whatever the caller adds), it resumes from the last one, otherwise it says why
+and starts over.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from adtr import data, metrics
 from adtr.allocator import keep_freed_memory
-from adtr.backbones import build_extractor
 from adtr.errors import AdtrError
-from adtr.features import cached_features, default_cache_dir, extractor_id
 from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
-from adtr.profiles import CONFETTI, RunConfig
-from adtr.records import atomic_path, environment, run_record, write_json
+from adtr.profiles import RunConfig
+from adtr.records import atomic_path
 
 #: Config fields that do not change what is trained, so a checkpoint made with other
 #: values of them can still be resumed.
@@ -60,47 +58,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@dataclass
-class CategoryData:
-    """Everything a category's run needs, with features already extracted."""
-
-    train_features: Tensor
-    test_features: Tensor
-    train_samples: list[data.Sample]
-    test_samples: list[data.Sample]
-    labels: np.ndarray
-    masks: np.ndarray
-    info: dict[str, Any]
-    extractor: torch.nn.Module  # what made the features (ADTR+ reuses it for new images)
-
-
-def load_category(config: RunConfig, category: str, device: torch.device,
-                  cache_dir: Path | None = None, progress: bool = True) -> CategoryData:
-    """Validate the data, build the frozen extractor and get (cached) features."""
-    train = data.list_samples(config.data_root, category, "train")
-    test = data.list_samples(config.data_root, category, "test")
-    info = data.describe_root(config.data_root, category, train, test)
-    if config.max_train_images:
-        train = train[:config.max_train_images]
-        info = {**info, "n_train_used": len(train)}
-    extractor = build_extractor(config.backbone, config.stages, config.image_size,
-                                config.feature_stride, config.weights)
-    ident = extractor_id(extractor, config.backbone, config.stages, config.image_size,
-                         config.feature_stride)
-    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
-    features = [
-        cached_features(extractor, ident, samples, config.image_size, device, cache_dir,
-                        progress, desc=f"{category} {split} features")
-        for split, samples in (("train", train), ("test", test))
-    ]
-    return CategoryData(
-        train_features=features[0], test_features=features[1], train_samples=train,
-        test_samples=test,
-        labels=np.array([s.label for s in test]), masks=data.load_masks(test, config.image_size),
-        info=info, extractor=extractor,
-    )
-
-
 class Standardizer(torch.nn.Module):
     """Per-channel standardisation with training-set statistics (identity when off)."""
 
@@ -120,16 +77,11 @@ class Standardizer(torch.nn.Module):
 
 def build_model(config: RunConfig, channels: int) -> tuple[ADTR, Standardizer]:
     grid = config.image_size // config.feature_stride
-    if config.variant == "adtr_plus":  # ADTR+ is the ADTR model with another objective
-        config = replace(config, variant="adtr")
     return ADTR(channels, grid, config), Standardizer(channels)
 
 
-def schedule(config: RunConfig) -> tuple[int, float, int]:
-    """(epochs, lr, lr step epoch) of a run: ADTR+ fine-tunes with its own schedule."""
-    if config.variant == "adtr_plus":
-        return config.plus_epochs, config.plus_lr, config.plus_epochs
-    return config.epochs, config.lr, config.lr_step_epoch
+#: (epochs, learning rate, epoch from which it is cut 10x) of a training run.
+Schedule = tuple[int, float, int]
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, config: RunConfig) -> torch.optim.AdamW:
@@ -172,15 +124,64 @@ def _reconstruction_step(model: ADTR, batch: Tensor, index: Tensor, epoch: int,
     return reconstruction_loss(batch, model(batch).float())
 
 
+class NonFiniteLoss(TrainingError):
+    """A step's loss is NaN or infinite (no update was made)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(f"the loss became {value}")
+        self.value = value
+
+
+def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                  compute_loss: Callable[[], Tensor], grad_clip: float, device: torch.device,
+                  autocast: torch.dtype | None = None,
+                  scaler: torch.amp.GradScaler | None = None) -> float:
+    """One optimisation step, the same for every run and for the benchmarks: the loss under
+    autocast to ``autocast`` (None: none), backward (through ``scaler`` for fp16), gradient-
+    norm clip to ``grad_clip``, optimizer step. Returns the loss; raises ``NonFiniteLoss``
+    before any update when it is not finite."""
+    with torch.autocast(device.type, dtype=autocast or torch.bfloat16,
+                        enabled=autocast is not None):
+        loss = compute_loss()
+    value = loss.item()  # the step's one wait for the device
+    if not math.isfinite(value):
+        raise NonFiniteLoss(value)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    return value
+
+
+def _mismatch(state: dict[str, Any], identity: dict[str, Any]) -> str | None:
+    """Why a checkpoint's ``state`` cannot be resumed under ``identity`` (None: it can)."""
+    reasons = {"config": "was made with other parameters",
+               "category": "was trained on another category",
+               "data": "was trained on other data (the images changed since)",
+               "base": "was fine-tuned from another base model"}
+    for key, value in identity.items():
+        if state.get(key) != value:
+            return reasons.get(key, f"differs in {key!r}")
+    return None
+
+
 def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
-          device: torch.device, progress: bool = True, *,
+          device: torch.device, progress: bool = True, *, schedule: Schedule | None = None,
           start_from: dict[str, Any] | None = None, step_loss: StepLoss = _reconstruction_step,
           identity: dict[str, Any] | None = None) -> tuple[ADTR, Standardizer, dict]:
     """Train (or resume training) on normal features; returns the model and its history.
 
-    Fine-tuning (ADTR+) passes ``start_from`` (a checkpoint's state to start from),
-    ``step_loss`` (its objective) and ``identity`` (what else a resumable checkpoint must
-    match, e.g. the base model's checksum).
+    ``schedule``: (epochs, lr, lr step epoch), by default the config's. Fine-tuning (ADTR+)
+    passes ``start_from`` (a checkpoint's state to start from) and ``step_loss`` (its
+    objective). ``identity``: what else a resumable checkpoint must match (the data's
+    digest, the base model's checksum).
     """
     keep_freed_memory()
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -191,7 +192,11 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
         standardizer.load_state_dict(start_from["standardizer"])
     elif config.standardize:
         standardizer.fit(features)
-    epochs, lr, lr_step_epoch = schedule(config)
+    # On the device before the optimizer exists: a resumed optimizer's state is then loaded
+    # onto the parameters' device (the fused step needs both on one device).
+    model.to(device)
+    standardizer.to(device)
+    epochs, lr, lr_step_epoch = schedule or (config.epochs, config.lr, config.lr_step_epoch)
     optimizer = make_optimizer(model, lr, config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_epoch, gamma=0.1)
     history: dict[str, list] = {"epoch_loss": []}
@@ -199,21 +204,21 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
     identity = {"config": _comparable(config), "category": category, **(identity or {})}
     state = load_checkpoint(checkpoint_path)
     if state is not None:
-        same = all(state.get(key) == value for key, value in identity.items())
-        if same:
+        mismatch = _mismatch(state, identity)
+        if mismatch is None:
             model.load_state_dict(state["model"])
             standardizer.load_state_dict(state["standardizer"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and "cuda_rng" in state:  # CUDA's dropout masks
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
             history, start_epoch = state["history"], state["epoch"]
             if start_epoch < epochs:
                 print(f"resuming {checkpoint_path} from epoch {start_epoch}", file=sys.stderr)
         else:
-            print(f"checkpoint {checkpoint_path} was made with other parameters; "
-                  "training from scratch", file=sys.stderr)
-    model.to(device)
-    standardizer.to(device)
+            print(f"checkpoint {checkpoint_path} {mismatch}; training from scratch",
+                  file=sys.stderr)
     inputs = standardizer(features.to(device))
     count = len(inputs)
     use_amp = uses_bf16(config.precision, device)
@@ -227,18 +232,16 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
         for step, start in enumerate(range(0, count, config.batch_size)):
             index = order[start:start + config.batch_size]
             batch = inputs[index.to(device)]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = step_loss(model, batch, index, epoch, step)
-            if not torch.isfinite(loss):
+            try:
+                loss = training_step(
+                    model, optimizer, partial(step_loss, model, batch, index, epoch, step),
+                    config.grad_clip, device, torch.bfloat16 if use_amp else None)
+            except NonFiniteLoss as error:
                 raise TrainingError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last "
+                    f"loss became {error.value} at epoch {epoch + 1}, step {step + 1}; the last "
                     f"good checkpoint is kept at {checkpoint_path} (try a lower --lr)"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            losses.append(loss.item())
+                ) from None
+            losses.append(loss)
         scheduler.step()
         history["epoch_loss"].append(float(np.mean(losses)))
         bar.set_postfix(loss=f"{history['epoch_loss'][-1]:.4f}")
@@ -250,6 +253,8 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
                 "model": model.state_dict(), "standardizer": standardizer.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(), "history": history,
+                **({"cuda_rng": torch.cuda.get_rng_state(device)}
+                   if device.type == "cuda" else {}),
             })
     return model, standardizer, history
 
@@ -280,72 +285,6 @@ def predict(model: ADTR, standardizer: Standardizer, features: Tensor, config: R
     return pixel_maps.numpy().astype(np.float32), scores.numpy()
 
 
-def score(labels: np.ndarray, masks: np.ndarray, maps: np.ndarray,
-          scores: np.ndarray) -> dict[str, float]:
-    """The three metrics of a category's test set."""
-    return {
-        "image_auroc": metrics.image_auroc(labels, scores),
-        "pixel_auroc": metrics.pixel_auroc(masks, maps),
-        "aupro": metrics.aupro(masks, maps),
-    }
-
-
-def fit(config: RunConfig, category: str, out_dir: str | Path, cache_dir: Path | None = None,
-        progress: bool = True, base_checkpoint: Path | None = None) -> dict[str, Any]:
-    """Train on ``train/good``, evaluate on ``test``, write ``OUT/metrics.json``; return it.
-
-    ADTR+ (``variant="adtr_plus"``) fine-tunes the ADTR model of ``base_checkpoint``;
-    without one, it first trains that model into ``OUT/base``.
-    """
-    out_dir = Path(out_dir)
-    started = time.perf_counter()
-    if config.variant == "adtr_plus" and config.plus_anomalies != CONFETTI:
-        from adtr.plus import external_samples
-
-        external_samples(config.plus_anomalies)  # a bad folder fails before any training
-    device = pick_device(config.device)
-    category_data = load_category(config, category, device, cache_dir, progress)
-    extra: dict[str, Any] = {}
-    if config.variant == "adtr_plus":
-        from adtr import plus
-
-        if base_checkpoint is None:
-            base = fit(replace(config, variant="adtr"), category, out_dir / "base", cache_dir,
-                       progress)
-            base_checkpoint = Path(base["record"]["checkpoint"])
-        objective = plus.category_objective(config, category, category_data, device, cache_dir,
-                                            progress)
-        model, standardizer, history, extra = plus.fine_tune(
-            config, category, category_data.train_features, Path(base_checkpoint), out_dir,
-            device, objective, progress)
-    else:
-        model, standardizer, history = train(config, category, category_data.train_features,
-                                             out_dir, device, progress)
-    result = _evaluate(model, standardizer, config, category, category_data, device)
-    result["record"].update(extra)
-    result["record"]["epochs_trained"] = len(history["epoch_loss"])
-    result["record"]["loss_history"] = history["epoch_loss"]
-    result["record"]["wall_time_s"] = round(time.perf_counter() - started, 2)
-    result["record"]["checkpoint"] = str(out_dir / "checkpoint.pt")
-    write_json(out_dir / "metrics.json", result)
-    return result
-
-
-def _evaluate(model: ADTR, standardizer: Standardizer, config: RunConfig, category: str,
-              category_data: CategoryData, device: torch.device) -> dict[str, Any]:
-    maps, scores = predict(model, standardizer, category_data.test_features, config, device)
-    values = score(category_data.labels, category_data.masks, maps, scores)
-    record = run_record(
-        experiment="fit", variant=config.variant, category=category, metrics=values,
-        config=config.to_dict(), data=category_data.info,
-        backbone={"name": config.backbone, "weights": category_data.extractor.weights_source,
-                  "stages": list(config.stages),
-                  "channels": int(category_data.train_features.shape[1])},
-        seed=config.seed, environment=environment(str(device)),
-    )
-    return {**values, "category": category, "record": record}
-
-
 def restore(state: dict[str, Any], **config_overrides: Any
             ) -> tuple[RunConfig, ADTR, Standardizer]:
     """The config, model and standardiser saved in a checkpoint's ``state``."""
@@ -356,27 +295,3 @@ def restore(state: dict[str, Any], **config_overrides: Any
     model.load_state_dict(state["model"])
     standardizer.load_state_dict(state["standardizer"])
     return config, model, standardizer
-
-
-def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
-             out_dir: str | Path | None = None, cache_dir: Path | None = None,
-             device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Score a checkpoint written by ``fit`` on ``data_root/category``'s test split."""
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise AdtrError(f"checkpoint {checkpoint} does not exist; `adtr fit` writes one")
-    state = load_checkpoint(checkpoint, then="cannot evaluate it")
-    if state is None or "full_config" not in state:
-        raise AdtrError(f"{checkpoint} is not a readable adtr checkpoint")
-    started = time.perf_counter()
-    config, model, standardizer = restore(state, data_root=str(data_root), device=device)
-    torch_device = pick_device(device)
-    category_data = load_category(config, category, torch_device, cache_dir, progress)
-    result = _evaluate(model, standardizer, config, category, category_data, torch_device)
-    result["record"].update(experiment="evaluate", checkpoint=str(checkpoint),
-                            trained_on=state["category"], epochs_trained=state["epoch"],
-                            wall_time_s=round(time.perf_counter() - started, 2))
-    out_dir = checkpoint.parent if out_dir is None else Path(out_dir)
-    write_json(out_dir / "metrics.json", result)
-    return result
-

@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from adtr.analysis import DifferenceSample  # noqa: E402
+from adtr.catalog import METRIC_NAMES  # noqa: E402
 
 
 def gallery(images: list[np.ndarray], masks: np.ndarray, maps: np.ndarray, scores: np.ndarray,
@@ -111,7 +112,6 @@ def image_grid(rows: dict[str, np.ndarray], masks: np.ndarray | None = None,
     return fig
 
 
-METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
 
 
 def paired(table: pd.DataFrame, metric: str, labels: dict[str, str]) -> Figure:

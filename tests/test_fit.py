@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adtr import backbones, cli, profiles, train
+from adtr import backbones, cli, pipeline, profiles, synth, train
 
 
 def _fit(root: Path, out: Path, *extra: str, category: str = "brick") -> dict:
@@ -55,16 +55,17 @@ def test_rerun_resumes_and_evaluate_reproduces_the_metrics(tiny_root, tmp_path) 
 
 def test_resumed_training_matches_an_uninterrupted_run(tiny_root, tmp_path) -> None:
     config = profiles.resolve("smoke", data_root=str(tiny_root), epochs=4, checkpoint_every=2)
-    whole = train.fit(config, "brick", tmp_path / "whole", progress=False)
-    train.fit(profiles.with_overrides(config, epochs=2), "brick", tmp_path / "split",
-              progress=False)
+    run = pipeline.category_data(config, "brick")
+    whole = pipeline.fit(config, run, tmp_path / "whole", progress=False)
+    pipeline.fit(profiles.with_overrides(config, epochs=2), run, tmp_path / "split",
+                 progress=False)
     state = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)
     state["config"]["epochs"] = 4  # as if the 4-epoch run had been killed after epoch 2
     state["config"]["lr_step_epoch"] = config.lr_step_epoch
     torch.save(state, tmp_path / "split" / "checkpoint.pt")
-    resumed = train.fit(config, "brick", tmp_path / "split", progress=False)
-    assert resumed["record"]["loss_history"] == whole["record"]["loss_history"]
-    assert resumed["pixel_auroc"] == whole["pixel_auroc"]
+    resumed = pipeline.fit(config, run, tmp_path / "split", progress=False)
+    assert resumed.record.loss_history == whole.record.loss_history
+    assert resumed.pixel_auroc == whole.pixel_auroc
 
 
 def test_training_epochs_never_rerun_the_backbone(tiny_root, tmp_path, monkeypatch) -> None:
@@ -129,9 +130,10 @@ def test_console_entry_points(tiny_root, tmp_path) -> None:
 
 def test_max_train_images_trains_on_a_prefix_of_train_good(tiny_root) -> None:
     config = profiles.resolve("smoke", data_root=str(tiny_root), max_train_images=2)
-    category = train.load_category(config, "brick", torch.device("cpu"), progress=False)
-    assert category.train_features.shape[0] == 2 and category.info["n_train_used"] == 2
-    assert category.info["n_train"] == 4
+    run = pipeline.category_data(config, "brick")
+    features = pipeline.extract_features(config, run, torch.device("cpu"), progress=False)
+    assert features.train.shape[0] == 2 and run.info["n_train_used"] == 2
+    assert run.info["n_train"] == 4
 
 
 def test_bf16_precision_autocasts_the_reconstruction_model_on_the_cpu(tiny_root, tmp_path,
@@ -156,3 +158,25 @@ def test_bf16_precision_autocasts_the_reconstruction_model_on_the_cpu(tiny_root,
     fp32_loss, = results["auto"]["record"]["loss_history"]
     bf16_loss, = results["bf16"]["record"]["loss_history"]
     assert bf16_loss != fp32_loss and bf16_loss == pytest.approx(fp32_loss, rel=0.1)
+
+
+def test_a_fit_into_the_same_folder_retrains_when_the_images_changed(tmp_path, capsys) -> None:
+    """The data regenerated with another seed into the same folder: the checkpoint of the old
+    images is not reused (it would score the old model on the new test set); the rerun
+    says why and gives what a fit into a fresh folder gives."""
+    root = tmp_path / "data"
+    sizes = dict(n_train=4, n_test_good=2, n_test_per_defect=1, image_size=64, progress=False)
+    synth.generate(root, seed=0, categories=["brick"], **sizes)
+    first = _fit(root, tmp_path / "run", "--epochs", "1")
+    again = _fit(root, tmp_path / "run", "--epochs", "1")
+    assert again["record"]["loss_history"] == first["record"]["loss_history"]  # reused
+    synth.generate(root, seed=1, categories=["brick"], **sizes)
+    capsys.readouterr()
+    changed = _fit(root, tmp_path / "run", "--epochs", "1")
+    assert "was trained on other data" in capsys.readouterr().err
+    fresh = _fit(root, tmp_path / "fresh", "--epochs", "1")
+    assert changed["record"]["loss_history"] == fresh["record"]["loss_history"]
+    assert changed["record"]["loss_history"] != first["record"]["loss_history"]
+    for name in ("image_auroc", "pixel_auroc", "aupro"):
+        assert changed[name] == fresh[name]
+    assert changed["record"]["data"]["digest"] != first["record"]["data"]["digest"]

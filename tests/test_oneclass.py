@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adtr import oneclass, profiles
+from adtr import catalog, experiments, oneclass, profiles
 from adtr.errors import AdtrError, DataError
 
 
@@ -105,18 +105,21 @@ def test_runs_end_to_end_and_are_reused(tmp_path: Path) -> None:
     base = profiles.resolve("smoke", "oneclass", image_size=64, plus_epochs=1,
                             data_root="numbered", plus_anomalies="random")
     external = np.random.default_rng(1).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
-    setup = oneclass.OneClassSetup(base, dataset, external, "random", [0, 1], [0],
-                                   tmp_path / "results", tmp_path / "runs")
-    runs, records = oneclass.run_grid(setup, progress=False)
+    setup = experiments.OneClassSetup(base, dataset, external, "random", [0, 1], [0],
+                                      tmp_path / "results", tmp_path / "runs")
+    grid = experiments.variants(setup, catalog.get("oneclass"))
+    runs, records = experiments.run_grid(setup, grid, progress=False)
     assert runs["variant"].tolist() == ["adtr", "adtr", "adtr_plus", "adtr_plus"]
-    assert runs["image_auroc"].between(0, 1).all()
+    assert runs["class"].tolist() == ["c0", "c1", "c0", "c1"]
+    assert runs["image_auroc"].between(0, 1).all() and "pixel_auroc" not in runs
     plus_record = records[2]
-    assert plus_record["anomalies"]["loss"] == "L_img" and plus_record["base_epochs"] == 2
-    assert plus_record["data"]["n_train_used"] == 6 and plus_record["data"]["normal_class"] == 0
-    again, _ = oneclass.run_grid(setup, progress=False)
+    assert plus_record.anomalies["loss"] == "L_img" and plus_record.base_epochs == 2
+    assert plus_record.data["n_train_used"] == 6 and plus_record.data["normal_class"] == 0
+    assert plus_record.score == "mean of the anomaly map"
+    again, _ = experiments.run_grid(setup, grid, progress=False)
     assert again["image_auroc"].tolist() == runs["image_auroc"].tolist()
     assert again["wall_time_s"].tolist() == runs["wall_time_s"].tolist()  # read back
-    table = oneclass.per_class(runs)
+    table = experiments.per_category(runs, "image_auroc")
     assert list(table.index) == ["c0", "c1", "mean"]
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from adtr import plus, profiles, train
+from adtr import pipeline, plus, profiles
 from adtr.errors import DataError
 
 
@@ -86,26 +86,28 @@ def _external_folder(path: Path, count: int = 3) -> Path:
 @pytest.mark.parametrize("anomalies", ["confetti", "external"])
 def test_fine_tuning_starts_from_the_base_model_and_resumes(tiny_root, tmp_path, anomalies):
     source = "confetti" if anomalies == "confetti" else str(_external_folder(tmp_path / "ext"))
-    config = profiles.resolve("smoke", data_root=str(tiny_root), variant="adtr_plus",
+    config = profiles.resolve("smoke", data_root=str(tiny_root), objective="adtr_plus",
                               plus_epochs=2, plus_anomalies=source)
-    result = train.fit(config, "brick", tmp_path / "plus", progress=False)
-    record = result["record"]
-    assert record["anomalies"]["loss"] == ("L_px" if anomalies == "confetti" else "L_img")
-    assert record["base_epochs"] == config.epochs and record["epochs_trained"] == 2
-    assert all(math.isfinite(x) for x in record["loss_history"])
+    run = pipeline.category_data(config, "brick")
+    result = pipeline.fit(config, run, tmp_path / "plus", progress=False)
+    record = result.record
+    assert record.anomalies["loss"] == ("L_px" if anomalies == "confetti" else "L_img")
+    assert record.base_epochs == config.epochs and record.epochs_trained == 2
+    assert all(math.isfinite(x) for x in record.loss_history)
     base = torch.load(tmp_path / "plus" / "base" / "checkpoint.pt", weights_only=False)
     tuned = torch.load(tmp_path / "plus" / "checkpoint.pt", weights_only=False)
     assert torch.equal(base["standardizer"]["mean"], tuned["standardizer"]["mean"])
     weight = "output_proj.weight"
     assert not torch.equal(base["model"][weight], tuned["model"][weight])  # it was trained
-    again = train.fit(config, "brick", tmp_path / "plus", progress=False)  # finished: reused
-    assert again["record"]["loss_history"] == record["loss_history"]
-    assert again["pixel_auroc"] == result["pixel_auroc"]
+    again = pipeline.fit(config, run, tmp_path / "plus", progress=False)  # finished: reused
+    assert again.record.loss_history == record.loss_history
+    assert again.pixel_auroc == result.pixel_auroc
 
 
 def test_a_missing_external_folder_fails_before_any_training(tiny_root, tmp_path) -> None:
-    config = profiles.resolve("smoke", data_root=str(tiny_root), variant="adtr_plus",
+    config = profiles.resolve("smoke", data_root=str(tiny_root), objective="adtr_plus",
                               plus_anomalies=str(tmp_path / "missing"))
     with pytest.raises(DataError, match="missing does not exist"):
-        train.fit(config, "brick", tmp_path / "plus", progress=False)
+        pipeline.fit(config, pipeline.category_data(config, "brick"), tmp_path / "plus",
+                     progress=False)
     assert not (tmp_path / "plus" / "base").exists()

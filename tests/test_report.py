@@ -1,4 +1,8 @@
-"""adtr.report on small hand-made result files: the numbers and sentences the book shows."""
+"""adtr.report on small result files: the numbers and sentences the book shows.
+
+The files are made here from chosen numbers and written through ``adtr.schema``, the
+format the experiments write (a file that drifts from it fails to write); the round trip
+from real runs is ``tests/test_roundtrip.py``."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pandas as pd
 import pytest
 
 from adtr import report
+from adtr.schema import ExperimentResults
 
 PAPER_4A = {"cnn": 94.4, "no_attention": 94.8, "no_query": 94.2, "adtr": 97.2}
 
@@ -20,7 +25,8 @@ def _data(category: str, synthetic: bool = True) -> dict:
 
 
 def _fit(variant: str, category: str, seed: int, pixel: float) -> dict:
-    return {"variant": variant, "category": category, "seed": seed,
+    return {"written_at": "2026-01-01T00:00:00+00:00", "experiment": "fit",
+            "variant": variant, "category": category, "seed": seed, "data": _data(category),
             "metrics": {"image_auroc": 0.9, "pixel_auroc": pixel, "aupro": 0.5},
             "config": {"epochs": 5}, "epochs_trained": 5, "wall_time_s": 30.0,
             "backbone": {"name": "efficientnet_lite0", "stages": [0, 1, 2, 3], "channels": 272,
@@ -58,7 +64,7 @@ def _results(experiment: str, pixels: dict[tuple[str, str, int], float], paper: 
 def _write(root: Path, experiment: str, data: dict, seconds: float | None = None) -> None:
     folder = root / "cpu" / experiment
     folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps(data))
+    ExperimentResults.from_dict(data).write(folder / "results.json")
     if seconds is not None:
         executed = root / "cpu" / "executed"
         executed.mkdir(exist_ok=True)
@@ -390,7 +396,8 @@ def _plus_results(experiment: str, values: dict[tuple[str, str, int], dict[str, 
               "plus_top_k": 20}
     return {"experiment": experiment, "summary": summary.reset_index().to_dict("records"),
             "runs": runs.to_dict("records"), "paper": paper,
-            "record": {"experiment": experiment, "profile": "cpu", "config": config,
+            "record": {"written_at": "2026-01-01T00:00:00+00:00", "experiment": experiment,
+                       "profile": "cpu", "config": config,
                        "seeds": sorted({s for _, _, s in values}),
                        "environment": _fit("adtr", "a", 0, 0)["environment"],
                        "wall_time_s": 10.0 * len(values), "runs": fits, **record}}

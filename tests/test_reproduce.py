@@ -109,3 +109,41 @@ def test_longest_notebooks_start_first(tmp_path) -> None:
         (tmp_path / f"{name}.json").write_text(json.dumps({"seconds": seconds}))
     assert reproduce.longest_first(["01_a", "02_b", "03_c", "04_new"], tmp_path) == [
         "04_new", "02_b", "03_c", "01_a"]  # never run: unknown length, so first
+
+
+def test_a_notebook_retrains_when_the_images_change(batch, tmp_path) -> None:
+    """The data regenerated with another seed into the same folder: the notebook is run
+    again (its stamp holds the data's digest) and its run is trained anew (the run's key
+    holds it too) instead of the run of the old images being read back."""
+    from adtr import synth
+
+    (batch / "notebooks" / "02_bad.ipynb").unlink()
+    _notebook(batch / "notebooks" / "01_good.ipynb", "\n".join([
+        "import json",
+        "from adtr import experiments",
+        "setup = experiments.setup(profile, data_root=data_root, seeds=[0], epochs=1,",
+        "                          results_dir=results_dir, runs_dir=runs_dir)",
+        "runs, records = experiments.run_grid(setup, {'adtr': {}}, progress=False)",
+        "print(json.dumps({'key': records[0].run_key, 'loss': records[0].loss_history,",
+        "                  'pixel_auroc': float(runs['pixel_auroc'][0])}))"]))
+    root = tmp_path / "data"
+    sizes = dict(categories=["brick"], n_train=4, n_test_good=2, n_test_per_defect=1,
+                 image_size=64, progress=False)
+    params = {"data_root": str(root), "results_dir": str(batch / "results"),
+              "runs_dir": str(batch / "runs")}
+    executed = batch / "results" / "smoke" / "executed" / "01_good.ipynb"
+
+    def printed() -> dict:
+        outputs = json.loads(executed.read_text())["cells"][-1]["outputs"]
+        text = "".join("".join(o["text"]) for o in outputs if o.get("name") == "stdout")
+        return json.loads(text.strip().splitlines()[-1])
+
+    synth.generate(root, seed=0, **sizes)
+    assert [o.status for o in reproduce.reproduce("smoke", parameters=params)] == ["ok"]
+    first = printed()
+    assert [o.status for o in reproduce.reproduce("smoke", parameters=params)] == ["skipped"]
+    synth.generate(root, seed=1, **sizes)
+    assert [o.status for o in reproduce.reproduce("smoke", parameters=params)] == ["ok"]
+    second = printed()
+    assert second["key"] != first["key"] and second["loss"] != first["loss"]
+    assert len(list((batch / "runs" / "smoke" / "brick").glob("adtr-*"))) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,8 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from adtr import experiments, features, profiles, train
+from adtr import experiments, features, pipeline, profiles
+from adtr.schema import RunRecord, RunResult
 
 
 def test_a_feature_cache_file_is_computed_once_by_concurrent_callers(tmp_path) -> None:
@@ -41,13 +41,13 @@ def test_a_training_run_is_trained_once_by_concurrent_notebooks(tiny_root, tmp_p
     setup = experiments.setup("smoke", data_root=str(tiny_root), categories=["brick"],
                               seeds=[0], epochs=1, runs_dir=str(tmp_path / "runs"))
     fits = []
-    real_fit = train.fit
+    real_fit = pipeline.fit
 
     def counting_fit(*args, **kwargs):
-        fits.append(args[1])
+        fits.append(args[1].name)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(train, "fit", counting_fit)
+    monkeypatch.setattr(pipeline, "fit", counting_fit)
     entered = threading.Barrier(2)
 
     def worker(_: int) -> dict:
@@ -57,8 +57,8 @@ def test_a_training_run_is_trained_once_by_concurrent_notebooks(tiny_root, tmp_p
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(worker, range(2))
     assert fits == ["brick"]
-    assert first["image_auroc"] == second["image_auroc"]
-    assert first["record"]["checkpoint"] == second["record"]["checkpoint"]
+    assert first.image_auroc == second.image_auroc
+    assert first.record.checkpoint == second.record.checkpoint
 
 
 def test_runs_another_notebook_is_training_are_taken_up_after_the_others(tmp_path) -> None:
@@ -68,21 +68,24 @@ def test_runs_another_notebook_is_training_are_taken_up_after_the_others(tmp_pat
     other_notebook.acquire()  # it is training run b now
     computed = []
 
-    def finish(job: str, out: Path) -> dict:
-        result = {"job": job, "record": {"config": config.to_dict()}}
-        (out / "metrics.json").write_text(json.dumps(result))
+    def finish(job: str, out: Path) -> RunResult:
+        record = RunRecord(written_at="now", experiment="fit", variant="adtr", category=job,
+                           metrics={"image_auroc": 0.5}, config=config.to_dict(), data={},
+                           backbone={}, seed=0, environment={})
+        result = RunResult(category=job, image_auroc=0.5, record=record)
+        result.write(out / "metrics.json")
         return result
 
-    def compute(job: str, out: Path) -> dict:
+    def compute(job: str, out: Path) -> RunResult:
         computed.append(job)
         if job == "c":  # meanwhile the other notebook finishes b
             finish("b by the other notebook", tmp_path / "b")
             other_notebook.release()
         return finish(job, out)
 
-    def run(job: str, wait: bool) -> dict | None:
+    def run(job: str, wait: bool) -> RunResult | None:
         return experiments.shared_run(tmp_path / job, config, partial(compute, job), wait)
 
     results = experiments.run_all(["a", "b", "c"], run, progress=False)
     assert computed == ["a", "c"]
-    assert [r["job"] for r in results] == ["a", "b by the other notebook", "c"]
+    assert [r.category for r in results] == ["a", "b by the other notebook", "c"]

@@ -1,0 +1,159 @@
+"""The experiments: one entry each, read by the notebooks, ``reproduce``, ``report`` and the
+book's pages. Adding a variant or an experiment is an edit here and nowhere else.
+
+Each entry says which notebook runs it and which page shows it, its variants (the name a
+result file uses, the label a reader sees, the run parameters it changes), the paper's
+values beside them, the metric the paper's claim is about, the claim itself, and the
+schedule (``profiles.SCHEDULES``) its runs use. The paper's numbers are never used to
+compute anything: they are shown beside ours.
+
+Sources of the paper's numbers: Table 4 (pixel AUROC, MVTec-AD mean, %) from the paper's
+text; the main-result means as reported (per-category values not verified); Fig. 5 has no
+number, only its 600 sampled vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from adtr.errors import ConfigError
+
+METRICS = ("image_auroc", "pixel_auroc", "aupro")
+METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of an experiment: its name in result files, its label, what it changes."""
+
+    name: str
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    paper: float | None = None  # the paper's value of the experiment's metric, in %
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one of the paper's experiments claims, in a form the numbers can be checked by.
+
+    ``best`` is the variant the paper says wins. ``chains`` are further orders the claim
+    implies (worst first) for variants the paper did not run, e.g. a family of backbones
+    of growing size; the paper's own values always imply their order too.
+    """
+
+    text: str
+    best: str | None = None
+    chains: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the book."""
+
+    name: str  # its folder under results/<profile>/
+    notebook: str  # notebooks/<notebook>.ipynb
+    page: str  # book/<page>.md
+    title: str
+    short_title: str
+    schedule: str = "main"  # profiles.SCHEDULES
+    metric: str = "pixel_auroc"  # what the paper's claim is about
+    variants: tuple[Variant, ...] = ()
+    claim: Claim | None = None
+    one_class: bool = False  # the one-class data sets, not an MVTec-layout folder
+
+    @property
+    def paper(self) -> dict[str, float]:
+        """The paper's value of ``metric`` for each variant it ran (%)."""
+        return {v.name: v.paper for v in self.variants if v.paper is not None}
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {v.name: v.label for v in self.variants}
+
+    def variant_overrides(self) -> dict[str, dict[str, Any]]:
+        return {v.name: dict(v.overrides) for v in self.variants}
+
+
+#: The paper's MVTec-AD means as reported (image and pixel AUROC, %); per-category values
+#: not verified.
+PAPER_MVTEC = {"ADTR": {"image_auroc": 96.4, "pixel_auroc": 97.2},
+               "ADTR+": {"image_auroc": 96.9, "pixel_auroc": 97.5}}
+#: The paper's CIFAR-10 one-class image AUROC means as reported (%).
+PAPER_CIFAR10 = {"ADTR": 94.7, "ADTR+": 96.1}
+#: Fig. 5 samples this many difference vectors (normal : anomalous = 1 : 1).
+FIG5_SAMPLES = 600
+
+#: The paper's backbones, then those whose ImageNet weights ship in pip packages.
+PAPER_BACKBONES = ("resnet18", "resnet34", "efficientnet_b0", "efficientnet_b4")
+PACKAGED_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+_ADTR = Variant("adtr", "ADTR")
+_ADTR_PLUS = Variant("adtr_plus", "ADTR+", {"objective": "adtr_plus"})
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment("main", "01_main_results", "main_results", "Main results", "Main results",
+               variants=(_ADTR,)),
+    Experiment(
+        "attention_query", "02_attention_query", "attention_query",
+        "Table 4a: attention and query", "Table 4a", schedule="ablation",
+        variants=(Variant("cnn", "CNN", {"variant": "cnn"}, 94.4),
+                  Variant("no_attention", "w/o Attn", {"variant": "no_attention"}, 94.8),
+                  Variant("no_query", "w/o Query", {"variant": "no_query"}, 94.2),
+                  Variant("adtr", "Attn + Query (ADTR)", {}, 97.2)),
+        claim=Claim("attention plus the auxiliary query reconstructs better anomaly maps than "
+                    "a CNN, a transformer without attention and one without the query",
+                    best="adtr")),
+    Experiment(
+        "target", "03_target", "target", "Table 4b: reconstruction target", "Table 4b",
+        schedule="ablation",
+        variants=(Variant("pixels", "Pixels",
+                          {"variant": "pixels", "backbone": "pixels", "standardize": True},
+                          91.3),
+                  Variant("features", "Features", {}, 97.2)),
+        claim=Claim("reconstructing backbone features beats reconstructing raw pixels",
+                    best="features")),
+    Experiment(
+        "backbone", "04_backbone", "backbone", "Table 4c: backbone", "Table 4c",
+        schedule="ablation",
+        variants=tuple(Variant(name, label, {"backbone": name}, paper) for name, label, paper in (
+            ("resnet18", "ResNet-18", 95.3), ("resnet34", "ResNet-34", 95.7),
+            ("efficientnet_b0", "EfficientNet-B0", 96.4),
+            ("efficientnet_b4", "EfficientNet-B4", 97.2),
+            ("efficientnet_lite0", "EfficientNet-Lite0", None),
+            ("efficientnet_lite1", "EfficientNet-Lite1", None),
+            ("efficientnet_lite2", "EfficientNet-Lite2", None))),
+        claim=Claim("the method works with every backbone, and a stronger backbone gives a "
+                    "better map", chains=(PACKAGED_BACKBONES,))),
+    Experiment(
+        "scales", "05_scales", "scales", "Table 4d: feature scales", "Table 4d",
+        schedule="ablation",
+        # the last layer's stages are the deepest of the run's own (experiments.setup fills it)
+        variants=(Variant("last_layer", "Last layer", {"stages": "deepest"}, 96.0),
+                  Variant("multi_scale", "Multi-scale", {}, 97.2)),
+        claim=Claim("multi-scale features beat the deepest stage alone", best="multi_scale")),
+    Experiment("tsne", "06_tsne", "tsne", "Fig. 5: t-SNE of d(:, u)", "Fig. 5",
+               variants=(_ADTR,)),
+    Experiment("adtr_plus", "07_adtr_plus", "adtr_plus", "ADTR+: fine-tuning with anomalies",
+               "ADTR+", variants=(_ADTR, _ADTR_PLUS)),
+    Experiment("oneclass", "08_one_class", "one_class", "One-class setting (CIFAR-10 table)",
+               "One-class", schedule="oneclass", metric="image_auroc",
+               variants=(_ADTR, _ADTR_PLUS), one_class=True),
+)}
+
+#: The paper's main-result means set beside each experiment that has them.
+PAPER_MEANS: dict[str, dict[str, Any]] = {
+    "main": PAPER_MVTEC, "adtr_plus": PAPER_MVTEC,
+    "oneclass": {"cifar10_image_auroc": PAPER_CIFAR10},
+}
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; ConfigError naming the known ones otherwise."""
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; choose one of {list(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def by_notebook(notebook: str) -> Experiment | None:
+    """The experiment a notebook runs (None for a notebook outside the catalog)."""
+    return next((e for e in EXPERIMENTS.values() if e.notebook == notebook), None)

@@ -1,0 +1,175 @@
+"""What the book's pages call: read ``results/``, set the paper's numbers beside ours, say
+plainly where they agree, and trace every number back to the runs that produced it.
+
+The book renders one profile, named by the environment variable ``ADTR_BOOK_PROFILE``
+(default ``cpu``), from ``results/`` (or the folder ``$ADTR_BOOK_RESULTS``). Nothing here
+trains or computes a metric: every number a page shows is read from
+``results/<profile>/<experiment>/results.json`` (written by the experiment notebooks through
+``adtr.experiments``) and only formatted here. Result files hold fractions in [0, 1]; the
+paper's numbers are percentages, and so is everything shown.
+
+Kept light on purpose (no torch import), so that a page executes in a second.
+
+The pages call everything as ``report.X``; it lives in these modules, each importing only
+those listed before it:
+
+- ``loading``: names of experiments, metrics and variants; the book's profile; ``load``.
+- ``formatting``: percentages, mean ± std, durations, words; MyST tables and figure grids.
+- ``data``: what data the numbers come from, and the admonitions that say so.
+- ``verdicts``: the paper's claims and the judgement of ours against them, pure functions.
+- ``tables``: the paper's numbers beside ours, overall and per category or class.
+- ``statements``: the sentences the pages say, and the at-a-glance table of every claim.
+- ``tracing``: provenance of every number; notebooks, profiles and parameters.
+- ``benchmarks``: benchmark and batch records, and the performance targets.
+- ``method``: the method page's open choices and architecture figure.
+- ``display``: the only part that needs IPython: showing and glueing in a page.
+"""
+
+from adtr.report.benchmarks import (
+    batch_files,
+    batch_summary,
+    batch_time_text,
+    benchmark_files,
+    benchmark_sections,
+    benchmark_tables,
+    benchmark_targets,
+)
+from adtr.report.data import (
+    DATASET_DESCRIPTIONS,
+    DATASET_NAMES,
+    EXTERNAL_DESCRIPTIONS,
+    data_info,
+    data_label,
+    data_note,
+    is_stand_in,
+    is_synthetic,
+    missing_note,
+    one_class_data,
+    one_class_note,
+    profile_sentence,
+    unit_column,
+    units,
+)
+from adtr.report.display import (
+    glue_experiment,
+    glue_text,
+    show_figure,
+    show_figure_grid,
+    show_markdown,
+    show_matplotlib,
+    show_note,
+    show_provenance,
+    show_runs,
+    show_table,
+)
+from adtr.report.formatting import (
+    duration,
+    figure_grid,
+    markdown_table,
+    mean_std,
+    number_word,
+    ordinal,
+    percent,
+    plural,
+    signed,
+)
+from adtr.report.loading import (
+    DEFAULT_PROFILE,
+    EXPERIMENTS,
+    LABELS,
+    METRIC_NAMES,
+    METRICS,
+    NOTEBOOKS,
+    PAGES,
+    PLUS_LABELS,
+    PROFILE_ENV,
+    RESULTS_ENV,
+    SHORT_TITLES,
+    TITLES,
+    Experiment,
+    book_profile,
+    label,
+    load,
+    load_all,
+    paper_values,
+    results_root,
+)
+from adtr.report.method import OPEN_CHOICES, architecture_figure, choices_table, stage_info
+from adtr.report.statements import (
+    PLUS_OVERVIEW_METRIC,
+    main_statement,
+    overview,
+    plus_settings,
+    plus_statement,
+    statement,
+    tsne_statement,
+)
+from adtr.report.tables import (
+    comparison_table,
+    main_table,
+    per_category_metrics,
+    per_category_variants,
+    plus_per_unit,
+    plus_table,
+    plus_table_by_method,
+    separation_table,
+    weakest_category,
+)
+from adtr.report.tracing import (
+    backbones,
+    config_table,
+    data_table,
+    notebook_parameters,
+    notebook_times,
+    notebooks_table,
+    produced_by,
+    profiles_table,
+    provenance,
+    provenance_detail,
+    provenance_summary,
+    run_table,
+    weights_kind,
+)
+from adtr.report.verdicts import (
+    CLAIMS,
+    NOISE_FACTOR,
+    PAPER_DATA,
+    PARTLY_SEPARATED,
+    SAME_POINTS,
+    SEPARATED,
+    Agreement,
+    Claim,
+    PlusDifference,
+    agreement,
+    expected_best,
+    expected_pairs,
+    experiment_agreement,
+    our_values,
+    paper_methods,
+    plus_differences,
+    ranks,
+)
+
+__all__ = [
+    "Agreement", "CLAIMS", "Claim", "DATASET_DESCRIPTIONS", "DATASET_NAMES", "DEFAULT_PROFILE",
+    "EXPERIMENTS", "EXTERNAL_DESCRIPTIONS", "Experiment", "LABELS", "METRICS", "METRIC_NAMES",
+    "NOISE_FACTOR", "NOTEBOOKS", "OPEN_CHOICES", "PAGES", "PAPER_DATA", "PARTLY_SEPARATED",
+    "PLUS_LABELS", "PLUS_OVERVIEW_METRIC", "PROFILE_ENV", "PlusDifference", "RESULTS_ENV",
+    "SAME_POINTS", "SEPARATED", "SHORT_TITLES", "TITLES", "agreement", "architecture_figure",
+    "backbones", "batch_files", "batch_summary", "batch_time_text", "benchmark_files",
+    "benchmark_sections", "benchmark_tables", "benchmark_targets", "book_profile",
+    "choices_table", "comparison_table", "config_table", "data_info", "data_label", "data_note",
+    "data_table", "duration", "expected_best", "expected_pairs", "experiment_agreement",
+    "figure_grid", "glue_experiment", "glue_text", "is_stand_in", "is_synthetic", "label",
+    "load", "load_all", "main_statement", "main_table", "markdown_table", "mean_std",
+    "missing_note", "notebook_parameters", "notebook_times", "notebooks_table", "number_word",
+    "one_class_data", "one_class_note", "ordinal", "our_values", "overview", "paper_methods",
+    "paper_values",
+    "per_category_metrics", "per_category_variants", "percent", "plural", "plus_differences",
+    "plus_per_unit", "plus_settings", "plus_statement", "plus_table", "plus_table_by_method",
+    "produced_by", "profile_sentence", "profiles_table", "provenance", "provenance_detail",
+    "provenance_summary", "ranks", "results_root", "run_table", "separation_table",
+    "show_figure", "show_figure_grid", "show_markdown", "show_matplotlib", "show_note",
+    "show_provenance", "show_runs", "show_table", "signed", "stage_info", "statement",
+    "tsne_statement", "unit_column", "units", "weakest_category", "weights_kind",
+]

@@ -1,0 +1,296 @@
+"""What each page says about its numbers, in plain sentences computed from the verdicts
+(where an ablation agrees with the paper, the main results, Fig. 5, ADTR+), the settings the
+ADTR+ prose quotes, and the at-a-glance table of every claim."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from adtr.report.data import data_label, is_stand_in, is_synthetic
+from adtr.report.formatting import ordinal, percent, plural, signed
+from adtr.report.loading import (
+    METRIC_NAMES,
+    PAGES,
+    TITLES,
+    Experiment,
+    book_profile,
+    label,
+    paper_values,
+)
+from adtr.report.verdicts import (
+    NOISE_FACTOR,
+    PAPER_DATA,
+    PARTLY_SEPARATED,
+    SAME_POINTS,
+    SEPARATED,
+    Agreement,
+    _paper_gain,
+    experiment_agreement,
+    paper_methods,
+    plus_differences,
+)
+
+# --- where we agree -----------------------------------------------------------------
+
+def _value(values: dict[str, float], variant: str) -> str:
+    return f"{label(variant)} ({values[variant]:.1f})"
+
+
+def statement(result: Agreement) -> str:
+    """The plain statement of where ours agrees with the paper, computed from the numbers."""
+    paper, ours = result.paper, result.ours
+    if result.expected is None or not ours:
+        return (f"**Cannot be compared.** The paper's claim: {result.claim}. None of the "
+                f"variants that claim is about was run here.")
+    paper_best = max(paper, key=paper.get)
+    parts = [f"**Ours {result.verdict} with the paper.** The paper's claim: {result.claim}; "
+             f"it ranks {_value(paper, paper_best)} first of {len(paper)} on MVTec-AD."]
+    rank = result.our_ranks[result.expected]
+    if result.expected == paper_best:
+        ours_text = f"Ours ranks {_value(ours, result.expected)} {ordinal(rank)} of {len(ours)}"
+    else:
+        ours_text = (f"Among the variants we ran, the claim favours "
+                     f"{_value(ours, result.expected)}; ours ranks it {ordinal(rank)} of "
+                     f"{len(ours)}")
+    if rank != 1:
+        ours_text += f"; our first is {_value(ours, result.our_order[0])}"
+    parts.append(ours_text + ".")
+    if result.kept or result.reversed:
+        total = len(result.kept) + len(result.reversed)
+        text = (f"Of the {total} orderings between two variants that the claim implies and "
+                f"that we ran, ours keeps {len(result.kept)}")
+        if result.reversed:
+            flips = "; ".join(f"{label(b)} ≤ {label(a)}" for a, b in result.reversed)
+            text += f" and reverses {len(result.reversed)} (ours: {flips})"
+        parts.append(text + ".")
+    parts.append(_noise(result))
+    return " ".join(parts)
+
+
+def _noise(result: Agreement) -> str:
+    if len(result.ours) < 2:
+        return ""
+    first, second = result.our_order[:2]
+    gap = result.ours[first] - result.ours[second]
+    if result.spread is None:
+        return (f"Each variant ran with one seed, so how much of the {gap:.1f}-point gap between "
+                f"our first two variants is seed noise is unknown.")
+    if gap > 2 * result.spread:
+        return (f"Our first two variants differ by {gap:.1f} points, more than twice the largest "
+                f"standard deviation over seeds ({result.spread:.1f}): the top of our order is "
+                f"not seed noise.")
+    return (f"Our first two variants differ by {gap:.1f} points, within twice the largest "
+            f"standard deviation over seeds ({result.spread:.1f}): our runs do not separate "
+            f"them.")
+
+
+# --- main results and Fig. 5 ---------------------------------------------------------
+
+def main_statement(exp: Experiment, method: str = "ADTR") -> str:
+    """Where our ADTR means stand against the paper's, said for the data they come from."""
+    row, paper = exp.summary.iloc[0], exp.paper.get(method, {})
+    n_categories = len(exp.record.categories or [])
+    seeds = int(row["seeds"])
+    ours = {m: 100 * row[f"{m}_mean"] for m in ("image_auroc", "pixel_auroc")}
+    said = " and ".join(f"{ours[m]:.1f} {METRIC_NAMES[m]}" for m in ours)
+    theirs = " and ".join(f"{paper[m]:.1f}" for m in ours if m in paper)
+    text = (f"Our {method} reaches {said} (mean over {n_categories} categories, {seeds} "
+            f"seed{'s' if seeds > 1 else ''}); the paper reports {theirs} on MVTec-AD.")
+    if is_synthetic(exp):
+        return text + (" The data sets differ, so the gap between these numbers measures the "
+                       "data, not the method: no agreement or disagreement with the paper can "
+                       "be read from it. What this page does show is whether the model finds "
+                       "and outlines defects it never saw in training.")
+    gaps = {m: ours[m] - paper[m] for m in ours if m in paper}
+    same = [METRIC_NAMES[m] for m, g in gaps.items() if abs(g) <= SAME_POINTS]
+    off = [f"{METRIC_NAMES[m]} ({g:+.1f} points)" for m, g in gaps.items()
+           if abs(g) > SAME_POINTS]
+    if same:
+        text += f" We agree within {SAME_POINTS:.0f} point on {' and '.join(same)}."
+    if off:
+        text += f" We do not agree on {' and '.join(off)}."
+    return text
+
+
+def tsne_statement(exp: Experiment, paper_samples: int) -> str:
+    """How well normal and anomalous difference vectors separate, against the paper's plot."""
+    rows = exp.table("separation")
+    if not rows:
+        return "No separation numbers were written."
+    frame = pd.DataFrame(rows)
+    knn, auroc = frame["knn_accuracy_tsne"].mean(), frame["score_auroc"].mean()
+    clear = [r["category"] for r in rows if r["knn_accuracy_tsne"] >= SEPARATED]
+    weak = [r["category"] for r in rows if r["knn_accuracy_tsne"] < PARTLY_SEPARATED]
+    sampled = int((frame["n_normal"] + frame["n_anomalous"]).min())
+    text = (f"The paper's Fig. 5 shows normal and anomalous difference vectors as separate "
+            f"groups, with no number attached. In ours, a 5-nearest-neighbour classifier in the "
+            f"t-SNE plane tells them apart with {percent(knn)}% accuracy on average (chance: "
+            f"50%), and s(u) ranks them with an AUROC of {percent(auroc)}%.")
+    if clear:
+        text += f" Separated (k-NN ≥ {percent(SEPARATED, 0)}%): {', '.join(clear)}."
+    if weak:
+        text += f" Not separated (k-NN < {percent(PARTLY_SEPARATED, 0)}%): {', '.join(weak)}."
+    if sampled < paper_samples:
+        text += (f" Our samples are smaller than the paper's {paper_samples} vectors where the "
+                 f"test masks cover few positions (the smallest here has {sampled}), so those "
+                 f"plots are sparser than the paper's.")
+    return text
+
+
+# --- ADTR+ beside ADTR --------------------------------------------------------------
+
+def _names(metrics: Iterable[str]) -> str:
+    names = [METRIC_NAMES[m] for m in metrics]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def plus_statement(exp: Experiment) -> str:
+    """Whether ADTR+ improves on ADTR here, metric by metric, against the paper's claim."""
+    differences = plus_differences(exp)
+    if not differences:
+        return "**Cannot be compared.** ADTR and ADTR+ were not both run on the same data."
+    paper, where = paper_methods(exp), PAPER_DATA.get(exp.name, "MVTec-AD")
+    phrases = {"improves": "improves on ADTR in {}",
+               "no clear difference": "shows no clear difference from ADTR in {}",
+               "worse": "is worse than ADTR in {}"}
+    groups = {v: [m for m, d in differences.items() if d.verdict == v] for v in phrases}
+    head = "; ".join(phrases[v].format(_names(ms)) for v, ms in groups.items() if ms)
+    parts = [f"**Here ADTR+ {head}.**"]
+    claimed = [m for m in differences if _paper_gain(paper, m) is not None]
+    if claimed:
+        said = ", ".join(f"{METRIC_NAMES[m]} {paper['ADTR'][m]:.1f} → {paper['ADTR+'][m]:.1f} "
+                         f"({signed(_paper_gain(paper, m))})" for m in claimed)
+        parts.append(f"The paper reports ADTR+ above ADTR on {where}: {said}.")
+    ours = ", ".join(f"{METRIC_NAMES[m]} {d.shown}" for m, d in differences.items())
+    seeds = next(iter(differences.values())).seeds
+    if seeds > 1:
+        parts.append(f"Ours, ADTR+ − ADTR as the mean ± std over {seeds} seeds of the "
+                     f"difference between runs of the same seed: {ours} points; a difference "
+                     f"within {NOISE_FACTOR} standard deviations of zero counts as no clear "
+                     f"difference.")
+    else:
+        parts.append(f"Ours, ADTR+ − ADTR: {ours} points. Each ran with one seed, so how much "
+                     f"of these differences is seed noise is unknown.")
+    held = [m for m in claimed if differences[m].verdict == "improves"]
+    if len(claimed) == 1:
+        parts.append(f"The paper's claim that ADTR+ improves on ADTR "
+                     f"{'holds' if held else 'does not hold'} here.")
+    elif claimed:
+        parts.append(f"The paper's claim that ADTR+ improves on ADTR holds here for "
+                     f"{len(held)} of the {len(claimed)} metrics it reports"
+                     + (f" ({_names(held)})." if held else "."))
+    if is_synthetic(exp) or is_stand_in(exp):
+        parts.append(f"Our data are not {where}, so only the direction of these differences "
+                     f"can be set beside the paper's, not their size.")
+    return " ".join(parts)
+
+
+def plus_settings(exp: Experiment | None, profile: str | None = None) -> dict[str, str]:
+    """What the ADTR+ prose quotes, from the run's resolved parameters (from ``profile``'s,
+    the book's by default, when ``exp`` is None): ``alpha``, ``top_k``, ``plus_lr``, and
+    ``plus_epochs`` and ``epochs`` as '300 epochs'."""
+    from adtr import profiles
+    from adtr.errors import ConfigError
+
+    if exp is not None:
+        config = exp.record.config
+    else:
+        try:
+            config = profiles.resolve(profile or book_profile()).to_dict()
+        except ConfigError:
+            config = {}
+    keys = {"alpha": "plus_alpha", "top_k": "plus_top_k", "plus_lr": "plus_lr"}
+    settings = {name: f"{config[key]:g}" if key in config else "?" for name, key in keys.items()}
+    for name in ("plus_epochs", "epochs"):
+        settings[name] = plural(int(config[name]), "epoch") if name in config else "? epochs"
+    return settings
+
+
+# --- at a glance ---------------------------------------------------------------------
+
+#: The metric of each ADTR+ experiment in the at-a-glance table.
+PLUS_OVERVIEW_METRIC = {"adtr_plus": "pixel_auroc", "oneclass": "image_auroc"}
+
+
+def overview(experiments: dict[str, Experiment | None], paper_samples: int) -> pd.DataFrame:
+    """One row per claim of the paper: its number, ours, and the verdict, with the page."""
+    rows = []
+    for name, exp in experiments.items():
+        link = f"{{doc}}`{TITLES[name]} <{PAGES[name]}>`"
+        if exp is None:
+            rows.append({"Claim": link, "Paper": _paper_claim(name, paper_samples),
+                         "Ours": "not run", "Verdict": "—"})
+        elif name == "main":
+            rows.append(_overview_main(exp, link))
+        elif name == "tsne":
+            knn = pd.DataFrame(exp.table("separation"))["knn_accuracy_tsne"].mean()
+            verdict = ("agrees" if knn >= SEPARATED else "partly agrees"
+                       if knn >= PARTLY_SEPARATED else "does not agree")
+            rows.append({"Claim": link, "Paper": f"plot of {paper_samples} vectors, no number",
+                         "Ours": f"k-NN accuracy {percent(knn)}%", "Verdict": verdict})
+        elif name in PAPER_DATA:
+            rows.append(_overview_plus(exp, link))
+        else:
+            rows.append(_overview_ablation(exp, link))
+    return pd.DataFrame(rows)
+
+
+def _paper_claim(name: str, paper_samples: int) -> str:
+    """The paper's number for an experiment, from the catalog (when ours is missing)."""
+    if name == "main":
+        return f"pixel AUROC {paper_values('main')['ADTR']['pixel_auroc']:.1f}"
+    if name == "tsne":
+        return f"plot of {paper_samples} vectors, no number"
+    if name in PAPER_DATA:
+        return _paper_plus_claim(name, paper_methods(None, name))
+    values = paper_values(name)
+    best = max(values, key=values.get)
+    return f"{label(best)}: first of {len(values)} ({values[best]:.1f})"
+
+
+def _overview_main(exp: Experiment, link: str) -> dict[str, str]:
+    row, paper = exp.summary.iloc[0], exp.paper.get("ADTR", {})
+    ours = percent(row["pixel_auroc_mean"])
+    verdict = "data differ" if is_synthetic(exp) else (
+        "agrees" if abs(100 * row["pixel_auroc_mean"] - paper.get("pixel_auroc", 0))
+        <= SAME_POINTS else "does not agree")
+    return {"Claim": link, "Paper": f"pixel AUROC {paper.get('pixel_auroc', '—')}",
+            "Ours": f"pixel AUROC {ours} ({data_label(exp)})", "Verdict": verdict}
+
+
+def _paper_plus_claim(name: str, paper: dict[str, dict[str, float]]) -> str:
+    metric = PLUS_OVERVIEW_METRIC[name]
+    gain = _paper_gain(paper, metric)
+    return (f"ADTR+ − ADTR: {'—' if gain is None else signed(gain)} {METRIC_NAMES[metric]} "
+            f"({PAPER_DATA[name]})")
+
+
+def _overview_plus(exp: Experiment, link: str) -> dict[str, str]:
+    metric = PLUS_OVERVIEW_METRIC[exp.name]
+    difference = plus_differences(exp).get(metric)
+    paper = _paper_plus_claim(exp.name, paper_methods(exp))
+    if difference is None:
+        return {"Claim": link, "Paper": paper, "Ours": "not run", "Verdict": "—"}
+    verdict = {"improves": "agrees", "worse": "does not agree"}.get(difference.verdict,
+                                                                     difference.verdict)
+    if difference.spread is None and difference.verdict != "no clear difference":
+        verdict += " (one seed)"
+    return {"Claim": link, "Paper": paper,
+            "Ours": f"ADTR+ − ADTR: {difference.shown} {METRIC_NAMES[metric]} "
+                    f"({data_label(exp)})", "Verdict": verdict}
+
+
+def _overview_ablation(exp: Experiment, link: str) -> dict[str, str]:
+    result = experiment_agreement(exp)
+    paper_best = max(exp.paper, key=exp.paper.get)
+    ours = "—"
+    if result.expected is not None:
+        rank = result.our_ranks[result.expected]
+        ours = (f"{label(result.expected)}: {ordinal(rank)} of {len(result.ours)} "
+                f"({result.ours[result.expected]:.1f})")
+    return {"Claim": link,
+            "Paper": f"{label(paper_best)}: first of {len(exp.paper)} "
+                     f"({exp.paper[paper_best]:.1f})",
+            "Ours": ours, "Verdict": result.verdict}
