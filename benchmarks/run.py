@@ -17,6 +17,12 @@ DataLoader workers; the backbone with glibc's malloc as it is vs keeping freed m
 (``adtr.allocator``); inference stage shares; evaluation time and memory; and on the CPU
 the training throughput of processes side by side (what ``adtr reproduce --jobs N``
 does) vs one process using every core.
+
+Measurements that need a fresh process run as child programs of their own, started with
+``python -m`` from the project root: ``benchmarks/evaluation_child.py`` (the metrics),
+``benchmarks/allocator_child.py`` (the backbone under each malloc setting) and
+``benchmarks/parallel_child.py`` (one training process of the side-by-side rows). Every
+training row makes its steps with ``adtr.train.training_step``, the step training makes.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -47,9 +54,13 @@ from adtr.data import Sample
 from adtr.features import extract, loader_workers
 from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
 from adtr.records import environment, project_root, run_record, write_json
-from adtr.train import make_optimizer
+from adtr.train import make_optimizer, training_step
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+#: The folder holding ``benchmarks/``: the child programs run there as ``python -m
+#: benchmarks.<name>``, whether this script runs as a file or as ``-m benchmarks.run``.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _sync(device: torch.device) -> None:
@@ -101,20 +112,17 @@ def default_precisions(device: torch.device) -> list[str]:
 
 def _training_step(body: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    config: profiles.RunConfig, device: torch.device, precision: str = "fp32"
-                   ) -> Any:
-    """One training step of ``body`` (the model, or its compiled form) on a feature batch,
-    as in training: autocast, gradient clipping; a gradient scaler for fp16."""
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+                   ) -> Callable[[torch.Tensor], float]:
+    """One training step of ``body`` (the model, or its compiled form) on a feature batch:
+    ``adtr.train.training_step``, the step every run makes (autocast, gradient clipping, a
+    gradient scaler for fp16, the loss read back as training does)."""
+    autocast = None if precision == "fp32" else DTYPES[precision]
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
-    def step(features: torch.Tensor) -> None:
-        with _autocast(device, precision):
-            loss = reconstruction_loss(features, body(features).float())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(body.parameters(), config.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+    def step(features: torch.Tensor) -> float:
+        return training_step(body, optimizer,
+                             lambda: reconstruction_loss(features, body(features).float()),
+                             config.grad_clip, device, autocast, scaler)
 
     return step
 
@@ -306,37 +314,14 @@ def inference_rows(profile: str, device: torch.device, images: int, precision: s
     return [row]
 
 
-EVALUATION_CODE = """
-import json, resource, time, sys
-import numpy as np
-from adtr import metrics
-from adtr.allocator import keep_freed_memory
-keep_freed_memory()  # as in an adtr run, whose evaluation follows training
-n, size = int(sys.argv[1]), int(sys.argv[2])
-rng = np.random.default_rng(0)
-maps = rng.random((n, size, size), dtype=np.float32)
-masks = np.zeros((n, size, size), dtype=bool)
-for i in range(n):  # two thirds of the images anomalous, one or two rectangles each
-    for _ in range(rng.integers(1, 3) if i % 3 else 0):
-        y, x = rng.integers(0, size - 40, 2)
-        masks[i, y:y + rng.integers(5, 40), x:x + rng.integers(5, 40)] = True
-labels = masks.reshape(n, -1).any(axis=1).astype(int)
-scores = maps.reshape(n, -1).max(axis=1)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-times = {}
-for name, fn in (("image_auroc", lambda: metrics.image_auroc(labels, scores)),
-                 ("pixel_auroc", lambda: metrics.pixel_auroc(masks, maps)),
-                 ("aupro", lambda: metrics.aupro(masks, maps))):
-    started = time.perf_counter(); fn(); times[name] = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": times, "peak_rss_gib": peak / 2**20,
-                  "inputs_rss_gib": before / 2**20}))
-"""
+def _child(module: str, *args: Any) -> list[str]:
+    """The command line of the child program ``benchmarks/<module>.py`` (run from ``ROOT``)."""
+    return [sys.executable, "-m", f"benchmarks.{module}", *map(str, args)]
 
 
 def evaluation_row(maps: int, size: int) -> dict[str, Any]:
     """Wall time and peak memory of the three metrics, in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", EVALUATION_CODE, str(maps), str(size)],
+    done = subprocess.run(_child("evaluation_child", maps, size), cwd=ROOT,
                           capture_output=True, text=True, check=True)
     result = json.loads(done.stdout)
     return {"benchmark": "evaluation", "mode": f"{maps} maps of {size}x{size}",
@@ -345,43 +330,12 @@ def evaluation_row(maps: int, size: int) -> dict[str, Any]:
             "peak_rss_gib": result["peak_rss_gib"]}
 
 
-PARALLEL_CODE = """
-import json, sys, time, torch
-torch.set_num_threads(int(sys.argv[2]))
-from adtr import profiles
-from adtr.allocator import keep_freed_memory
-keep_freed_memory()  # as adtr's training does
-from adtr.model import ADTR, reconstruction_loss
-from adtr.train import make_optimizer
-config = profiles.resolve(sys.argv[1])
-torch.manual_seed(0)
-grid = config.image_size // config.feature_stride
-model = ADTR(192, grid, config)
-optimizer = make_optimizer(model, config.lr, config)  # as adtr's training
-features = torch.randn(config.batch_size, 192, grid, grid)
-def step():
-    loss = reconstruction_loss(features, model(features))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-    optimizer.step()
-step()
-print("ready", flush=True)
-sys.stdin.readline()  # every process starts timing on the same signal
-steps, started = int(sys.argv[3]), time.monotonic()
-for _ in range(steps):
-    step()
-print(json.dumps({"images": steps * config.batch_size, "start": started,
-                  "end": time.monotonic()}))
-"""
-
-
 def _train_side_by_side(profile: str, processes: int, threads: int, steps: int) -> float:
     """Images/s of ``processes`` training processes started together: all their images over
     the time from the first start to the last end."""
-    children = [subprocess.Popen([sys.executable, "-c", PARALLEL_CODE, profile, str(threads),
-                                  str(steps)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 text=True) for _ in range(processes)]
+    children = [subprocess.Popen(_child("parallel_child", profile, threads, steps), cwd=ROOT,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for _ in range(processes)]
     for child in children:
         if child.stdout.readline().strip() != "ready":
             raise RuntimeError(f"a training process failed to start (exit {child.wait()})")
@@ -412,35 +366,12 @@ def parallel_rows(profile: str, steps: int) -> list[dict[str, Any]]:
              "speedup_vs_one_process": side_by_side / alone}]
 
 
-ALLOCATOR_CODE = """
-import json, resource, statistics, sys, time, torch
-from adtr import profiles
-from adtr.allocator import keep_freed_memory
-from adtr.backbones import FeatureExtractor
-kept = keep_freed_memory()
-config = profiles.resolve(sys.argv[1])
-extractor = FeatureExtractor(config.backbone, config.stages, config.image_size,
-                             config.feature_stride, weights="random")
-images = torch.randn(16, 3, config.image_size, config.image_size)
-seconds, faults = [], []
-with torch.inference_mode():
-    extractor(images)
-    for _ in range(int(sys.argv[2])):
-        before, started = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-        extractor(images)
-        seconds.append(time.perf_counter() - started)
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(json.dumps({"kept": kept, "seconds": statistics.median(seconds),
-                  "faults": statistics.median(faults)}))
-"""
-
-
 def allocator_rows(profile: str, batches: int, turns: int) -> list[dict[str, Any]]:
     """Backbone seconds per batch of 16 and page faults, with glibc's malloc as it is vs
     keeping freed memory (what ``adtr`` does, ``adtr.allocator``): fresh processes, the two
     kinds in turns."""
     def child(system_malloc: str) -> dict[str, Any]:
-        done = subprocess.run([sys.executable, "-c", ALLOCATOR_CODE, profile, str(batches)],
+        done = subprocess.run(_child("allocator_child", profile, batches), cwd=ROOT,
                               capture_output=True, text=True, check=True,
                               env={**os.environ, "ADTR_SYSTEM_MALLOC": system_malloc})
         return json.loads(done.stdout)
@@ -480,28 +411,51 @@ def main() -> None:
     precisions = args.precisions or default_precisions(device)
     images, repeats = (16, 1) if args.quick else (32, 3)
     keep_freed_memory()  # as adtr's extraction and training do
-    started = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    for profile in ("paper", "cpu"):
-        for precision in precisions:
-            rows += training_rows(profile, device, images, precision, repeats)
-            rows += inference_rows(profile, device, images, precision, repeats)
-        if device.type == "cuda" or args.compile:
-            rows += compile_rows(profile, device, images, repeats)
-    rows += extraction_rows("paper", device, 32 if args.quick else 64, repeats)
-    for profile in ("paper", "cpu"):
-        rows += allocator_rows(profile, 2 if args.quick else 3, 1 if args.quick else 2)
-    rows.append(evaluation_row(1725 if not args.quick else 200, 224))
-    if device.type == "cpu" and reproduce.cores() > 1:
-        rows += parallel_rows("cpu", 10 if args.quick else 40)
-    print_table(rows)
     name = "cuda" if device.type == "cuda" else "cpu"
     path = args.out or project_root() / "results" / "benchmarks" / f"{name}.json"
+    partial = path.with_name(path.name + ".partial")
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+
+    def measure(label: str, rows_of: Callable[..., list[dict[str, Any]]], *values: Any) -> None:
+        """Add the rows ``rows_of(*values)`` measures; say on stderr how long they took and
+        keep the rows so far in ``<out>.partial``: a run cut short by a time limit shows how
+        far it got and what it measured."""
+        began = time.perf_counter()
+        rows.extend(rows_of(*values))
+        print(f"{label}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+        write_json(partial, {"rows": rows, "partial": True})
+
+    for profile in ("paper", "cpu"):
+        for precision in precisions:
+            measure(f"training {profile} {precision}", training_rows, profile, device, images,
+                    precision, repeats)
+            measure(f"inference {profile} {precision}", inference_rows, profile, device,
+                    images, precision, repeats)
+        if device.type == "cuda" or args.compile:
+            try:
+                measure(f"torch.compile {profile}", compile_rows, profile, device, images,
+                        repeats)
+            except Exception as error:  # e.g. no C compiler for inductor: keep the other rows
+                message = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+                print(f"torch.compile rows of {profile} failed: {message}", file=sys.stderr)
+                rows.append({"benchmark": "torch.compile", "profile": profile,
+                             "error": message})
+    measure("feature extraction", extraction_rows, "paper", device, 32 if args.quick else 64,
+            repeats)
+    for profile in ("paper", "cpu"):
+        measure(f"allocator {profile}", allocator_rows, profile, 2 if args.quick else 3,
+                1 if args.quick else 2)
+    measure("evaluation", lambda: [evaluation_row(1725 if not args.quick else 200, 224)])
+    if device.type == "cpu" and reproduce.cores() > 1:
+        measure("parallel training", parallel_rows, "cpu", 10 if args.quick else 40)
+    print_table(rows)
     write_json(path, {"rows": rows, "record": run_record(
         experiment="benchmarks", quick=args.quick, images=images, repeats=repeats,
         precisions=precisions, cpu_has_bf16_units=cpu_has_bf16_units(),
         environment=environment(str(device)), wall_time_s=time.perf_counter() - started,
         peak_rss_gib_parent=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)})
+    partial.unlink(missing_ok=True)
     print(f"wrote {path}")
 
 

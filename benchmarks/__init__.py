@@ -1,0 +1,1 @@
+"""The benchmark script (``benchmarks/run.py``) and the child programs it starts."""
