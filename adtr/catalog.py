@@ -61,6 +61,7 @@ class Experiment:
     variants: tuple[Variant, ...] = ()
     claim: Claim | None = None
     one_class: bool = False  # the one-class data sets, not an MVTec-layout folder
+    paper_data: str = "MVTec-AD"  # what the paper's values were measured on
 
     @property
     def paper(self) -> dict[str, float]:
@@ -116,19 +117,18 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         "backbone", "04_backbone", "backbone", "Table 4c: backbone", "Table 4c",
         schedule="ablation",
-        variants=tuple(Variant(name, label, {"backbone": name}, paper) for name, label, paper in (
-            ("resnet18", "ResNet-18", 95.3), ("resnet34", "ResNet-34", 95.7),
-            ("efficientnet_b0", "EfficientNet-B0", 96.4),
-            ("efficientnet_b4", "EfficientNet-B4", 97.2),
-            ("efficientnet_lite0", "EfficientNet-Lite0", None),
-            ("efficientnet_lite1", "EfficientNet-Lite1", None),
-            ("efficientnet_lite2", "EfficientNet-Lite2", None))),
+        variants=tuple(
+            Variant(name, label, {"backbone": name}, paper) for name, label, paper in zip(
+                PAPER_BACKBONES + PACKAGED_BACKBONES,
+                ("ResNet-18", "ResNet-34", "EfficientNet-B0", "EfficientNet-B4",
+                 "EfficientNet-Lite0", "EfficientNet-Lite1", "EfficientNet-Lite2"),
+                (95.3, 95.7, 96.4, 97.2, None, None, None), strict=True)),
         claim=Claim("the method works with every backbone, and a stronger backbone gives a "
                     "better map", chains=(PACKAGED_BACKBONES,))),
     Experiment(
         "scales", "05_scales", "scales", "Table 4d: feature scales", "Table 4d",
         schedule="ablation",
-        # the last layer's stages are the deepest of the run's own (experiments.setup fills it)
+        # the last layer is the deepest of the set-up's stages (experiments.variants resolves it)
         variants=(Variant("last_layer", "Last layer", {"stages": "deepest"}, 96.0),
                   Variant("multi_scale", "Multi-scale", {}, 97.2)),
         claim=Claim("multi-scale features beat the deepest stage alone", best="multi_scale")),
@@ -138,7 +138,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "ADTR+", variants=(_ADTR, _ADTR_PLUS)),
     Experiment("oneclass", "08_one_class", "one_class", "One-class setting (CIFAR-10 table)",
                "One-class", schedule="oneclass", metric="image_auroc",
-               variants=(_ADTR, _ADTR_PLUS), one_class=True),
+               variants=(_ADTR, _ADTR_PLUS), one_class=True, paper_data="CIFAR-10"),
 )}
 
 #: The paper's main-result means set beside each experiment that has them.

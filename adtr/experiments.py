@@ -34,6 +34,7 @@ from adtr.schema import (
     RunResult,
     RunRow,
     SummaryRow,
+    unit_column,
 )
 
 #: Seeds each profile runs for the experiments (the paper reports single runs).
@@ -132,6 +133,7 @@ class OneClassSetup:
     seeds: list[int]
     results_dir: Path
     runs_dir: Path
+    _runs: dict[int, pipeline.RunData] = field(default_factory=dict, repr=False)
 
     @property
     def profile(self) -> str:
@@ -151,7 +153,10 @@ class OneClassSetup:
         return self.dataset.classes[normal]
 
     def run_data(self, config: profiles.RunConfig, normal: int) -> pipeline.RunData:
-        return pipeline.one_class_data(self.dataset, normal, self.external, self.external_name)
+        if normal not in self._runs:  # the same for every variant and seed of a class
+            self._runs[normal] = pipeline.one_class_data(self.dataset, normal, self.external,
+                                                         self.external_name)
+        return self._runs[normal]
 
     def describe(self) -> dict[str, Any]:
         return {"profile": self.profile, "config": self.base.to_dict(),
@@ -216,15 +221,29 @@ def variants(setup: AnySetup, experiment: catalog.Experiment) -> dict[str, dict[
     return chosen
 
 
-def run_dir(setup: AnySetup, config: profiles.RunConfig, unit: Any,
-            run: pipeline.RunData) -> Path:
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run of a set-up before it is trained: its parameters, data, key and folder."""
+
+    config: profiles.RunConfig
+    data: pipeline.RunData
+    key: str
+    folder: Path
+
+
+def plan(setup: AnySetup, unit: Any, seed: int, **overrides: Any) -> PlannedRun:
+    """The run of a category (or class) and seed with the set-up's parameters and
+    ``overrides``: ``runs/<profile>/<unit>/<variant>-<run key>``."""
+    config = profiles.with_overrides(setup.base, seed=seed, **overrides)
+    run = setup.run_data(config, unit)
+    key = pipeline.run_key(config, run)
     folder = setup.runs_dir / config.profile
     if isinstance(setup, OneClassSetup):
         folder = folder / f"oneclass-{setup.dataset.name}" / f"class-{unit}"
     else:
         folder = folder / str(unit)
     variant = config.objective if config.objective == profiles.ADTR_PLUS else config.variant
-    return folder / f"{variant}-{pipeline.run_key(config, run)}"
+    return PlannedRun(config, run, key, folder / f"{variant}-{key}")
 
 
 def run_one(setup: AnySetup, unit: Any, seed: int, progress: bool = False, wait: bool = True,
@@ -235,22 +254,21 @@ def run_one(setup: AnySetup, unit: Any, seed: int, progress: bool = False, wait:
     ADTR+ fine-tunes the (shared) ADTR run with the same parameters. ``wait=False``: None
     at once when another notebook is training this run (or its ADTR base) now.
     """
-    config = profiles.with_overrides(setup.base, seed=seed, **overrides)
-    run = setup.run_data(config, unit)
+    planned = plan(setup, unit, seed, **overrides)
     base_checkpoint = None
-    if config.objective == profiles.ADTR_PLUS:
-        base = run_one(setup, unit, seed, progress, wait,
-                       **{**overrides, "objective": profiles.RECONSTRUCTION})
-        if base is None:
+    if planned.config.objective == profiles.ADTR_PLUS:
+        base = {**overrides, "objective": profiles.RECONSTRUCTION}
+        if run_one(setup, unit, seed, progress, wait, **base) is None:
             return None
-        base_checkpoint = Path(base.record.checkpoint)
-    return shared_run(run_dir(setup, config, unit, run), config, lambda out: pipeline.fit(
-        config, run, out, progress=progress, base_checkpoint=base_checkpoint), wait)
+        base_checkpoint = plan(setup, unit, seed, **base).folder / "checkpoint.pt"
+    return shared_run(planned.folder, planned.key, lambda out: pipeline.fit(
+        planned.config, planned.data, out, progress=progress,
+        base_checkpoint=base_checkpoint), wait)
 
 
-def shared_run(out: Path, config: profiles.RunConfig, compute: Callable[[Path], RunResult],
+def shared_run(out: Path, key: str, compute: Callable[[Path], RunResult],
                wait: bool = True) -> RunResult | None:
-    """The result in ``out/metrics.json`` when it was made with ``config``, else
+    """The result in ``out/metrics.json`` when it is the run with ``key``, else
     ``compute(out)``, which must write that file. Under a file lock: notebooks running side
     by side that need the same run train it once (the others wait, then read it; with
     ``wait=False`` they get None at once and can do other runs first)."""
@@ -268,7 +286,7 @@ def shared_run(out: Path, config: profiles.RunConfig, compute: Callable[[Path], 
             except SchemaError as error:
                 print(f"{error}; computing the run again")
             else:
-                if result.record.config == config.to_dict():
+                if result.record.run_key == key:
                     return result
         return compute(out)
     finally:
@@ -324,14 +342,10 @@ def summarize(runs: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
     return summary.reset_index()
 
 
-def unit_column(runs: pd.DataFrame) -> str:
-    return "category" if "category" in runs else "class"
-
-
 def per_category(runs: pd.DataFrame, metric: str, by: str = "variant") -> pd.DataFrame:
     """A category (or class) x ``by`` table of ``metric`` (mean over seeds), with a mean
     row."""
-    table = runs.pivot_table(index=unit_column(runs), columns=by, values=metric,
+    table = runs.pivot_table(index=unit_column(runs.columns), columns=by, values=metric,
                              aggfunc="mean", sort=False)
     table.loc["mean"] = table.mean()
     return table
@@ -422,5 +436,5 @@ def trained_run(setup: Setup, category: str, seed: int, **overrides: Any):
     """The finished run of (category, seed, overrides), loaded back with its features."""
     from adtr.analysis import load_trained
 
-    result = run_one(setup, category, seed, **overrides)
-    return load_trained(Path(result.record.checkpoint).parent, category)
+    run_one(setup, category, seed, **overrides)
+    return load_trained(plan(setup, category, seed, **overrides).folder, category)

@@ -20,6 +20,7 @@ checkpoint is resumed only when it was trained on the same data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -29,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import timm
 import torch
 from torch import Tensor
 
 from adtr import data, metrics, plus, train
-from adtr.backbones import build_extractor
+from adtr.backbones import PIXELS, build_extractor, resolve_weights
 from adtr.errors import AdtrError
 from adtr.features import (
     array_digest,
@@ -123,16 +125,29 @@ def data_digest(config: RunConfig, run: RunData) -> str:
     return run.digest
 
 
+@functools.cache
+def _weights_source(backbone: str, weights: str) -> str:
+    """Where the backbone's weights come from, with the file's checksum (once a process)."""
+    return "none" if backbone == PIXELS else resolve_weights(backbone, weights).source
+
+
+@functools.cache
+def _code() -> str:
+    return code_digest(["pipeline"])
+
+
 def run_key(config: RunConfig, run: RunData) -> str:
-    """A hash of what decides a run's numbers: its parameters (less where it runs and how
-    often it checkpoints; ADTR+'s only for ADTR+), its data's digest, and the code."""
-    values = config.to_dict()
-    for name in ("device", "checkpoint_every"):
-        values.pop(name)
-    if config.objective != ADTR_PLUS:  # ADTR+'s settings do not change the other runs
-        values = {k: v for k, v in values.items() if not k.startswith("plus_")}
-    payload = json.dumps({"config": values, "run": run.name, "data": data_digest(config, run),
-                          "code": code_digest(["pipeline"])}, sort_keys=True)
+    """A hash of what decides a run's numbers: its parameters (``train.deciding_values``:
+    not where it runs or how often it checkpoints; ADTR+'s only for ADTR+), the kind of
+    device (CUDA runs in bf16), the backbone's weights (which file, by checksum), its data's
+    digest, torch's and timm's versions, and the code of the ``adtr`` modules it runs."""
+    payload = json.dumps({
+        "config": train.deciding_values(config), "run": run.name,
+        "device": train.pick_device(config.device).type,
+        "weights": _weights_source(config.backbone, config.weights),
+        "data": data_digest(config, run), "code": _code(),
+        "torch": torch.__version__, "timm": timm.__version__,
+    }, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -279,7 +294,7 @@ def fit(config: RunConfig, run: RunData, out_dir: str | Path, cache_dir: Path | 
     return result
 
 
-def test_scores(model: torch.nn.Module, standardizer: train.Standardizer, config: RunConfig,
+def score_test_set(model: torch.nn.Module, standardizer: train.Standardizer, config: RunConfig,
                 run: RunData, test_features: Tensor, device: torch.device
                 ) -> tuple[np.ndarray | None, np.ndarray]:
     """Pixel maps (None without pixel labels) and image scores of the test set."""
@@ -292,7 +307,7 @@ def test_scores(model: torch.nn.Module, standardizer: train.Standardizer, config
 
 def _evaluate(model: torch.nn.Module, standardizer: train.Standardizer, config: RunConfig,
               run: RunData, features: Features, device: torch.device) -> RunResult:
-    maps, scores = test_scores(model, standardizer, config, run, features.test, device)
+    maps, scores = score_test_set(model, standardizer, config, run, features.test, device)
     values = {"image_auroc": metrics.image_auroc(run.labels, scores)}
     if maps is not None:
         masks = data.load_masks(run.test, config.image_size)

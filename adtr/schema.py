@@ -18,10 +18,15 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from adtr.catalog import METRICS
 from adtr.errors import SchemaError
 from adtr.records import write_json
 
-METRICS = ("image_auroc", "pixel_auroc", "aupro")
+
+def unit_column(columns: Any) -> str:
+    """The column of a runs table (its column names) that names what each model was
+    trained on: "category" (MVTec-layout runs) or "class" (one-class runs)."""
+    return "class" if "class" in columns else "category"
 
 
 T = TypeVar("T")
@@ -134,11 +139,6 @@ class RunRow:
     aupro: float | None = None
     backbone: str | None = None
     epochs: int | None = None
-
-    @property
-    def unit(self) -> str:
-        """The category or class the run was tested on."""
-        return self.category if self.category is not None else str(self.class_name)
 
     def to_dict(self) -> dict[str, Any]:
         values = _compact(asdict(self))

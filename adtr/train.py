@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from adtr.allocator import keep_freed_memory
 from adtr.errors import AdtrError
 from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
-from adtr.profiles import RunConfig
+from adtr.profiles import ADTR_PLUS, RunConfig
 from adtr.records import atomic_path
 
 #: Config fields that do not change what is trained, so a checkpoint made with other
@@ -91,10 +91,23 @@ def make_optimizer(model: torch.nn.Module, lr: float, config: RunConfig) -> torc
                              betas=(0.9, 0.999), fused=True)
 
 
-def _comparable(config: RunConfig) -> dict[str, Any]:
+def deciding_values(config: RunConfig) -> dict[str, Any]:
+    """The config's values that decide a run's numbers: all but where it runs and how often
+    it checkpoints, and ADTR+'s settings only for ADTR+ (they change no other run)."""
     values = config.to_dict()
-    for name in _RESUMABLE_FIELDS:
+    for name in ("device", "checkpoint_every"):
         values.pop(name)
+    if config.objective != ADTR_PLUS:
+        values = {k: v for k, v in values.items() if not k.startswith("plus_")}
+    return values
+
+
+def _comparable(config: RunConfig) -> dict[str, Any]:
+    """What a resumable checkpoint's config must match: the deciding values, less those
+    that only change the evaluation or the record."""
+    values = deciding_values(config)
+    for name in _RESUMABLE_FIELDS:
+        values.pop(name, None)
     return values
 
 
@@ -167,7 +180,9 @@ def _mismatch(state: dict[str, Any], identity: dict[str, Any]) -> str | None:
                "data": "was trained on other data (the images changed since)",
                "base": "was fine-tuned from another base model"}
     for key, value in identity.items():
-        if state.get(key) != value:
+        if key not in state:
+            return f"was written before checkpoints recorded their {key!r}"
+        if state[key] != value:
             return reasons.get(key, f"differs in {key!r}")
     return None
 
@@ -290,6 +305,8 @@ def restore(state: dict[str, Any], **config_overrides: Any
     """The config, model and standardiser saved in a checkpoint's ``state``."""
     values = {**state["full_config"], **config_overrides}
     values["stages"] = tuple(values["stages"])
+    if values["variant"] == ADTR_PLUS:  # written when ADTR+ was a variant
+        values.update(variant="adtr", objective=ADTR_PLUS)
     config = RunConfig(**values)
     model, standardizer = build_model(config, state["channels"])
     model.load_state_dict(state["model"])

@@ -63,6 +63,7 @@ def test_a_training_run_is_trained_once_by_concurrent_notebooks(tiny_root, tmp_p
 
 def test_runs_another_notebook_is_training_are_taken_up_after_the_others(tmp_path) -> None:
     config = profiles.resolve("smoke")
+    key = "run-key"
     (tmp_path / "b").mkdir()
     other_notebook = FileLock(tmp_path / "b" / ".lock")
     other_notebook.acquire()  # it is training run b now
@@ -71,7 +72,7 @@ def test_runs_another_notebook_is_training_are_taken_up_after_the_others(tmp_pat
     def finish(job: str, out: Path) -> RunResult:
         record = RunRecord(written_at="now", experiment="fit", variant="adtr", category=job,
                            metrics={"image_auroc": 0.5}, config=config.to_dict(), data={},
-                           backbone={}, seed=0, environment={})
+                           backbone={}, seed=0, environment={}, run_key=key)
         result = RunResult(category=job, image_auroc=0.5, record=record)
         result.write(out / "metrics.json")
         return result
@@ -84,7 +85,7 @@ def test_runs_another_notebook_is_training_are_taken_up_after_the_others(tmp_pat
         return finish(job, out)
 
     def run(job: str, wait: bool) -> RunResult | None:
-        return experiments.shared_run(tmp_path / job, config, partial(compute, job), wait)
+        return experiments.shared_run(tmp_path / job, key, partial(compute, job), wait)
 
     results = experiments.run_all(["a", "b", "c"], run, progress=False)
     assert computed == ["a", "c"]

@@ -56,6 +56,26 @@ def test_no_import_cycle_in_the_package() -> None:
     assert _cycle(_graph()) is None
 
 
+#: The package's floors, bottom first (the README's table): no module imports a higher one.
+FLOORS = (
+    {"errors", "allocator", "records", "profiles", "catalog", "schema"},
+    {"data", "synth", "shapes", "oneclass", "backbones", "features", "model", "metrics"},
+    {"train"},
+    {"plus", "pipeline"},
+    {"experiments", "analysis", "figures", "viz"},
+    {"report", "reproduce", "cli", "__main__"},
+)
+
+
+def test_every_module_has_a_floor_and_imports_point_down() -> None:
+    floor = {name: level for level, names in enumerate(FLOORS) for name in names}
+    graph = _graph()
+    assert set(graph) == set(floor)
+    upward = sorted(f"{name} imports {other}" for name, others in graph.items()
+                    for other in others if floor[other] > floor[name])
+    assert upward == []
+
+
 def test_the_loop_knows_nothing_of_runs_and_the_book_needs_no_torch_modules() -> None:
     assert not {"pipeline", "experiments", "plus", "catalog"} & set(module_closure(["train"]))
     assert not {"train", "pipeline", "model"} & set(module_closure(["report"]))

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from adtr.report.formatting import plural
 from adtr.report.loading import NOTEBOOKS, Experiment, book_profile
+from adtr.schema import unit_column  # noqa: F401  (re-exported for the report's modules)
 
 #: The one-class data sets, by the name their records give.
 DATASET_NAMES = {"digits": "scikit-learn digits", "cifar10": "CIFAR-10"}
@@ -46,11 +45,6 @@ def units(exp: Experiment) -> list[str]:
     names = dataset.get("classes", [])
     return [str(names[c]) if isinstance(c, int) and 0 <= c < len(names) else str(c)
             for c in (exp.record.classes or [])]
-
-
-def unit_column(runs: pd.DataFrame) -> str:
-    """The column of a runs table that names what each model was trained on."""
-    return "class" if "class" in runs.columns else "category"
 
 
 def data_label(exp: Experiment) -> str:

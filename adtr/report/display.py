@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from adtr import catalog
 from adtr.report.data import data_label, data_note, is_synthetic, missing_note
 from adtr.report.formatting import figure_grid, markdown_table, mean_std, plural
 from adtr.report.loading import Experiment, paper_values
@@ -64,11 +65,15 @@ def glue_text(name: str, text: str) -> None:
     glue(name, Markdown(text), display=False)
 
 
-def glue_experiment(name: str, exp: Experiment | None, variants: Iterable[str],
-                    metric: str = "pixel_auroc") -> None:
+def glue_experiment(name: str, exp: Experiment | None,
+                    variants: Iterable[str] | None = None) -> None:
     """Glue what an ablation page's prose quotes: ``paper_<v>`` for every variant of the
-    paper's table and ``ours_<v>`` for ``variants`` ('not run' when missing), ``verdict``,
-    ``data``, ``categories`` and ``seeds``."""
+    paper's table and ``ours_<v>`` for ``variants`` (by default the catalog's; 'not run'
+    when missing), ``verdict``, ``data``, ``categories`` and ``seeds``, all of the
+    experiment's metric."""
+    entry = catalog.get(name)
+    variants = list(entry.labels) if variants is None else variants
+    metric = entry.metric
     paper = paper_values(name)
     for variant, value in paper.items():
         glue_text(f"paper_{variant}", f"{value:.1f}")

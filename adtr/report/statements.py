@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from adtr import catalog
 from adtr.report.data import data_label, is_stand_in, is_synthetic
 from adtr.report.formatting import ordinal, percent, plural, signed
 from adtr.report.loading import (
@@ -211,7 +212,7 @@ def plus_settings(exp: Experiment | None, profile: str | None = None) -> dict[st
 # --- at a glance ---------------------------------------------------------------------
 
 #: The metric of each ADTR+ experiment in the at-a-glance table.
-PLUS_OVERVIEW_METRIC = {"adtr_plus": "pixel_auroc", "oneclass": "image_auroc"}
+PLUS_OVERVIEW_METRIC = {name: catalog.get(name).metric for name in PAPER_DATA}
 
 
 def overview(experiments: dict[str, Experiment | None], paper_samples: int) -> pd.DataFrame:

@@ -116,7 +116,8 @@ def experiment_agreement(exp: Experiment, metric: str = "pixel_auroc") -> Agreem
 # --- ADTR+ beside ADTR --------------------------------------------------------------
 
 #: Where the paper's ADTR / ADTR+ means come from, per experiment.
-PAPER_DATA = {"adtr_plus": "MVTec-AD", "oneclass": "CIFAR-10"}
+PAPER_DATA = {e.name: e.paper_data for e in catalog.EXPERIMENTS.values()
+              if "adtr_plus" in e.labels}
 
 
 @dataclass(frozen=True)
