@@ -47,7 +47,6 @@ from adtr.report.data import (
     one_class_data,
     one_class_note,
     profile_sentence,
-    unit_column,
     units,
 )
 from adtr.report.display import (
@@ -149,6 +148,7 @@ from adtr.report.verdicts import (
     plus_differences,
     ranks,
 )
+from adtr.schema import unit_column
 
 __all__ = [
     "Agreement", "CLAIMS", "Claim", "DATASET_DESCRIPTIONS", "DATASET_NAMES", "DEFAULT_PROFILE",

@@ -7,7 +7,6 @@ from typing import Any
 
 from adtr.report.formatting import plural
 from adtr.report.loading import NOTEBOOKS, Experiment, book_profile
-from adtr.schema import unit_column  # noqa: F401  (re-exported for the report's modules)
 
 #: The one-class data sets, by the name their records give.
 DATASET_NAMES = {"digits": "scikit-learn digits", "cifar10": "CIFAR-10"}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from adtr.report.data import data_label, unit_column
+from adtr.report.data import data_label
 from adtr.report.formatting import mean_std, percent, signed
 from adtr.report.loading import METRIC_NAMES, METRICS, PLUS_LABELS, Experiment, label
 from adtr.report.verdicts import (
@@ -19,6 +19,7 @@ from adtr.report.verdicts import (
     plus_differences,
     ranks,
 )
+from adtr.schema import unit_column
 
 # --- paper beside ours ---------------------------------------------------------------
 

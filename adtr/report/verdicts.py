@@ -10,9 +10,9 @@ import pandas as pd
 
 from adtr import catalog
 from adtr.catalog import Claim
-from adtr.report.data import unit_column
 from adtr.report.formatting import signed
 from adtr.report.loading import METRICS, Experiment, paper_values
+from adtr.schema import unit_column
 
 #: Two means closer than this (in points) count as the same number on real MVTec-AD.
 SAME_POINTS = 1.0
