@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--profile", default="cpu", choices=profiles.profile_names(),
                        help="which profile's data set sizes to use (default: cpu)")
-    synth.add_argument("--categories", nargs="+", help="texture categories (default: all)")
+    synth.add_argument("--categories", nargs="+",
+                       help="categories to generate (default: the profile's, else all)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
 
     fit = commands.add_parser("fit", help="train on train/good, evaluate on test")
@@ -99,9 +100,10 @@ def _parser() -> argparse.ArgumentParser:
 def _synth(args: argparse.Namespace) -> None:
     from adtr import synth
 
-    sizes = profiles.SYNTH_SIZES[args.profile]
-    summary = synth.generate(args.out, seed=args.seed, categories=args.categories,
-                             progress=not args.quiet, **sizes)
+    sizes = dict(profiles.SYNTH_SIZES[args.profile])
+    if args.categories:
+        sizes["categories"] = args.categories
+    summary = synth.generate(args.out, seed=args.seed, progress=not args.quiet, **sizes)
     print(f"wrote {args.out} ({', '.join(summary['categories'])})")
 
 

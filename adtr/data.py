@@ -74,7 +74,7 @@ def dataset_name(root: str | Path) -> tuple[str, bool]:
     """(name, synthetic?) of a data root: ``adtr synth`` leaves a ``synth.json`` behind."""
     root = Path(root)
     if (root / "synth.json").is_file():
-        return "adtr-synthetic (scikit-image textures, generated defects)", True
+        return "adtr-synthetic (scikit-image photographs, generated defects)", True
     return root.name, False
 
 

@@ -161,11 +161,15 @@ ONECLASS_OVERRIDES: dict[str, dict[str, Any]] = {
 #: The schedules a notebook can ask ``resolve`` for, and what each puts over the profile.
 SCHEDULES = {"main": {}, "ablation": ABLATION_OVERRIDES, "oneclass": ONECLASS_OVERRIDES}
 
-#: Sizes of the generated offline data set for each profile (``adtr synth --profile``).
-SYNTH_SIZES: dict[str, dict[str, int]] = {
-    "paper": dict(n_train=200, n_test_good=40, n_test_per_defect=12, image_size=256),
-    "cpu": dict(n_train=120, n_test_good=15, n_test_per_defect=6, image_size=256),
-    "smoke": dict(n_train=4, n_test_good=3, n_test_per_defect=3, image_size=128),
+#: Sizes of the generated offline data set for each profile (``adtr synth --profile``):
+#: per category, ``n_test_defective`` defective test images spread evenly over its defect
+#: kinds; ``categories``, where given, is what the profile generates (smoke: one texture
+#: and one object category), otherwise all of ``adtr.synth.CATEGORIES``.
+SYNTH_SIZES: dict[str, dict[str, Any]] = {
+    "paper": dict(n_train=200, n_test_good=40, n_test_defective=60, image_size=256),
+    "cpu": dict(n_train=120, n_test_good=40, n_test_defective=40, image_size=256),
+    "smoke": dict(categories=("brick", "coins"), n_train=4, n_test_good=3,
+                  n_test_defective=15, image_size=128),
 }
 
 

@@ -15,6 +15,7 @@ from scipy import ndimage
 
 Mask = NDArray[np.bool_]
 FloatImage = NDArray[np.float32]
+Rgb = NDArray[np.uint8]
 
 
 def keyed_rng(seed: int, *keys: str | int) -> np.random.Generator:
@@ -133,3 +134,47 @@ def smoothstep(x: FloatImage) -> FloatImage:
     """0 below 0, 1 above 1, smooth in between."""
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
+
+
+# ------------------------------------------------------------------ changed pixels
+
+
+def enforce_min_change(normal: Rgb, painted: Rgb, mask: Mask, min_delta: int) -> Rgb:
+    """Make every mask pixel differ from ``normal`` by at least ``min_delta`` grey levels.
+
+    Pixels where the painted colour happens to match the background would otherwise
+    be in the mask but unchanged; they get a brightness step in the defect's direction
+    (or away from the clipped end of the range).
+    """
+    diff = painted.astype(np.int16) - normal.astype(np.int16)
+    weak = mask & (np.abs(diff).max(axis=-1) < min_delta)
+    if not weak.any():
+        return painted
+    base = normal[weak].astype(np.int16)
+    direction = np.where(diff[weak].sum(axis=-1) >= 0, 1, -1)[:, None]
+    # Step the way that stays inside [0, 255] for all channels.
+    fits_up = base.max(axis=-1, keepdims=True) + min_delta <= 255
+    fits_down = base.min(axis=-1, keepdims=True) - min_delta >= 0
+    direction = np.where(direction > 0, np.where(fits_up, 1, -1), np.where(fits_down, -1, 1))
+    out = painted.copy()
+    out[weak] = np.clip(base + direction * min_delta, 0, 255).astype(np.uint8)
+    return out
+
+
+def changed_region(normal: Rgb, changed: Rgb, min_delta: int) -> Mask:
+    """Where ``changed`` differs from ``normal`` by ``min_delta`` or more, made solid.
+
+    One-pixel gaps and small holes (where the new colour happens to match the old) are
+    closed, so a flipped or recoloured part gives one region, not a sieve; specks of a
+    few pixels apart from it (the faint end of a shadow) are left out.
+    """
+    strong = np.abs(changed.astype(np.int16) - normal).max(axis=-1) >= min_delta
+    mask = ndimage.binary_closing(np.pad(strong, 2))[2:-2, 2:-2] | strong
+    holes, _ = ndimage.label(ndimage.binary_fill_holes(mask) & ~mask)
+    small = np.bincount(holes.ravel()) <= max(4, mask.size // 2000)
+    small[0] = False
+    mask |= small[holes]
+    parts, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    keep = np.bincount(parts.ravel()) >= max(3, mask.size // 4000)
+    keep[0] = False
+    return keep[parts]

@@ -1,12 +1,22 @@
 """A small, deterministic stand-in for MVTec-AD, for working without the real data.
 
 What the images are
-    Every image is a crop of one of the real texture *photographs* that ship inside the
-    scikit-image wheel (``skimage.data.brick``, ``grass``, ``gravel``; 512x512 grey),
-    randomly flipped / rotated, brightness-jittered, resized and given a fixed colour
-    tint per category.  Defects are *synthetic*: scratches, holes, stains, foreign
-    material and noise-shaped discolourations painted on a normal image, each with an
-    exact pixel mask.
+    Textures (``brick``, ``grass``, ``gravel``): crops of the real texture *photographs*
+    that ship inside the scikit-image wheel (``skimage.data.brick``, ``grass``,
+    ``gravel``; 512x512 grey), randomly flipped / rotated, brightness-jittered, resized
+    and given a fixed colour tint per category.
+    Objects (``coins``, ``logo``, ``horse``; ``adtr.objects`` says more), where position
+    and layout matter: a tray of 16 real coins cut out of the ``skimage.data.coins``
+    photograph; a round sticker printed with the scikit-image logo (``skimage.data.logo``,
+    a graphic) on a brown board; a sheet-metal part in the shape of the
+    ``skimage.data.horse`` silhouette with a grain from the ``gravel`` photograph.  The
+    surfaces, shadows, tints and light are synthetic; objects shift and turn a little.
+    Defects are *synthetic*, each with an exact pixel mask (the pixels it changed):
+    local ones (scratches, holes, stains, foreign material, noise-shaped
+    discolourations) and, on the objects, structural / logical ones: a coin missing, one
+    too many or of the wrong metal; the sticker on a quarter or half turn, an ink of the
+    wrong colour, the green print out of register, a piece torn off; a leg of the metal
+    part broken off or bent, or the part lying upside down.
 
 What they are not
     They are not MVTec-AD.  Numbers measured on this data tell you whether the code
@@ -26,9 +36,10 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -37,9 +48,12 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
+from adtr import objects
 from adtr.errors import ConfigError
 from adtr.shapes import (
     blob_radius,
+    changed_region,
+    enforce_min_change,
     keyed_rng,
     noise_blob,
     perlin_region,
@@ -52,14 +66,18 @@ __all__ = [
     "CATEGORIES",
     "DEFECT_KINDS",
     "GENERATOR_VERSION",
+    "OBJECT_CATEGORIES",
+    "TEXTURE_CATEGORIES",
+    "area_range",
     "contact_sheet",
+    "defect_kinds",
     "describe",
     "example",
     "generate",
 ]
 
 # Bump whenever the bytes produced for a given seed change.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 # Category -> (tint of the darkest grey, tint of the brightest grey), as RGB in [0, 1].
 # A two-colour ramp keeps the photo's texture and gives a plausible material colour.
@@ -68,15 +86,23 @@ _TINTS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]]
     "grass": ((0.05, 0.12, 0.02), (0.72, 0.90, 0.40)),
     "gravel": ((0.16, 0.15, 0.13), (0.93, 0.89, 0.80)),
 }
-CATEGORIES: tuple[str, ...] = tuple(_TINTS)
+TEXTURE_CATEGORIES: tuple[str, ...] = tuple(_TINTS)
+OBJECT_CATEGORIES: tuple[str, ...] = tuple(objects.OBJECT_KINDS)
+CATEGORIES: tuple[str, ...] = TEXTURE_CATEGORIES + OBJECT_CATEGORIES
 
 # Rotating brick by 90 degrees would turn its rows sideways, which is not "normal".
 _ROTATE_90: dict[str, bool] = {"brick": False, "grass": True, "gravel": True}
 
-DEFECT_KINDS: tuple[str, ...] = ("scratch", "hole", "stain", "foreign", "perlin")
+_TEXTURE_KINDS = ("scratch", "hole", "stain", "foreign", "perlin")
+# Category -> its defect kinds (test/<kind>/ folders), in a fixed order.
+DEFECT_KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {**{c: _TEXTURE_KINDS for c in TEXTURE_CATEGORIES}, **objects.OBJECT_KINDS}
+)
 
-# Every defect covers this fraction of the image (rejection sampling enforces it).
+# Every local defect covers this fraction of the image (rejection sampling enforces it);
+# structural ones (a missing coin, a flipped part) may cover up to 30 %.
 AREA_RANGE: tuple[float, float] = (0.003, 0.05)
+_STRUCTURAL_AREA_RANGE: tuple[float, float] = (0.004, 0.3)
 
 # Each mask pixel differs from the normal image by at least this many grey levels in
 # some channel, so the mask is exactly the set of changed pixels.
@@ -94,6 +120,19 @@ Painted = tuple[FloatImage, Mask]
 def describe() -> str:
     """Return a plain-language description of the generated data (the module docstring)."""
     return (__doc__ or "").strip()
+
+
+def defect_kinds(category: str) -> tuple[str, ...]:
+    """The defect kinds of ``category`` (raises ConfigError for an unknown category)."""
+    _check_choice("category", category, CATEGORIES)
+    return DEFECT_KINDS[category]
+
+
+def area_range(category: str, kind: str) -> tuple[float, float]:
+    """The (min, max) fraction of the image that a defect of ``kind`` covers."""
+    _check_choice("kind", kind, defect_kinds(category))
+    local = category in TEXTURE_CATEGORIES or kind in objects.LOCAL_KINDS
+    return AREA_RANGE if local else _STRUCTURAL_AREA_RANGE
 
 
 # ------------------------------------------------------------------------ normal images
@@ -189,7 +228,7 @@ def _paint_foreign(image: FloatImage, rng: np.random.Generator, category: str) -
     size = image.shape[0]
     rho, _ = blob_radius(rng, size, roughness=0.45)
     mask = rho <= 1.0
-    others = [c for c in CATEGORIES if c != category]
+    others = [c for c in TEXTURE_CATEGORIES if c != category]
     other = others[rng.integers(len(others))]
     return _normal_float(other, rng, size), mask
 
@@ -218,46 +257,50 @@ _PAINTERS: dict[str, Callable[[FloatImage, np.random.Generator, str], Painted]] 
 }
 
 
-def _enforce_min_change(normal: Rgb, painted: Rgb, mask: Mask) -> Rgb:
-    """Make every mask pixel differ from ``normal`` by at least ``_MIN_DELTA`` grey levels.
-
-    Pixels where the painted colour happens to match the background would otherwise
-    be in the mask but unchanged; they get a brightness step in the defect's direction
-    (or away from the clipped end of the range).
-    """
-    diff = painted.astype(np.int16) - normal.astype(np.int16)
-    weak = mask & (np.abs(diff).max(axis=-1) < _MIN_DELTA)
-    if not weak.any():
-        return painted
-    base = normal[weak].astype(np.int16)
-    direction = np.where(diff[weak].sum(axis=-1) >= 0, 1, -1)[:, None]
-    # Step the way that stays inside [0, 255] for all channels.
-    fits_up = base.max(axis=-1, keepdims=True) + _MIN_DELTA <= 255
-    fits_down = base.min(axis=-1, keepdims=True) - _MIN_DELTA >= 0
-    direction = np.where(direction > 0, np.where(fits_up, 1, -1), np.where(fits_down, -1, 1))
-    out = painted.copy()
-    out[weak] = np.clip(base + direction * _MIN_DELTA, 0, 255).astype(np.uint8)
-    return out
-
-
 def _add_defect(
-    normal: FloatImage, kind: str, rng: np.random.Generator, category: str
+    normal: FloatImage, kind: str, rng: np.random.Generator, category: str,
+    region: Mask | None = None,
 ) -> tuple[Rgb, Rgb, Mask]:
-    """Paint one defect of ``kind``; return (normal uint8, defective uint8, mask).
+    """Paint one local defect of ``kind``; return (normal uint8, defective uint8, mask).
 
     The painted colours are used only inside the binary region, so nothing outside the
-    mask changes; regions outside ``AREA_RANGE`` are redrawn.
+    mask changes; regions outside ``AREA_RANGE`` are redrawn.  On an object the region is
+    cut to the object's ``region`` (a hole must lie inside it).
     """
     normal_u8 = _to_uint8(normal)
     low, high = (int(np.ceil(f * normal.shape[0] ** 2)) for f in AREA_RANGE)
     for _ in range(1000):
         painted, mask = _PAINTERS[kind](normal, rng, category)
-        if low <= mask.sum() <= high:
+        if region is not None and not (kind == "hole" and (mask & ~region).any()):
+            mask = mask & region
+        if low <= mask.sum() <= high and (region is None or not (mask & ~region).any()):
             break
     else:  # pragma: no cover - the samplers land in range within a few tries
         raise RuntimeError(f"could not draw a {kind} defect within {AREA_RANGE}")
     defective = np.where(mask[..., None], _to_uint8(painted), normal_u8)
-    return normal_u8, _enforce_min_change(normal_u8, defective, mask), mask
+    return normal_u8, enforce_min_change(normal_u8, defective, mask, _MIN_DELTA), mask
+
+
+def _add_structural(
+    scene: objects.Scene, normal: Rgb, kind: str, rng: np.random.Generator
+) -> tuple[Rgb, Rgb, Mask]:
+    """Change the object's scene (a part missing, flipped, ...) and render it again.
+
+    The mask is where the rendering moved by ``_MIN_DELTA`` or more, with gaps of a pixel
+    and small holes closed; fainter changes outside it (the soft end of a shadow) are
+    put back, so the mask is again exactly the changed pixels.
+    """
+    size = normal.shape[0]
+    low, high = (int(np.ceil(f * size**2)) for f in _STRUCTURAL_AREA_RANGE)
+    for _ in range(100):
+        changed = _to_uint8(objects.render(objects.with_defect(scene, kind, rng))[0])
+        mask = changed_region(normal, changed, _MIN_DELTA)
+        if low <= mask.sum() <= high:
+            break
+    else:  # pragma: no cover - the scenes give defects within range
+        raise RuntimeError(f"could not draw a {kind} defect within {_STRUCTURAL_AREA_RANGE}")
+    defective = np.where(mask[..., None], changed, normal)
+    return normal, enforce_min_change(normal, defective, mask, _MIN_DELTA), mask
 
 
 # --------------------------------------------------------------------------- public API
@@ -273,23 +316,31 @@ def example(
     """
     _check_choice("category", category, CATEGORIES)
     if kind is not None:
-        _check_choice("kind", kind, DEFECT_KINDS)
+        _check_choice("kind", kind, DEFECT_KINDS[category])
     _check_int("image_size", image_size, _MIN_IMAGE_SIZE)
     _check_int("seed", seed, 0)
     _check_int("index", index, 0)
     rng = keyed_rng(seed, category, "test", kind or "good", index)
-    normal = _normal_float(category, rng, image_size)
+    scene, region = None, None
+    if category in OBJECT_CATEGORIES:
+        scene = objects.draw(category, rng, image_size)
+        normal, region = objects.render(scene)
+    else:
+        normal = _normal_float(category, rng, image_size)
     if kind is None:
         image = _to_uint8(normal)
         return image, image.copy(), np.zeros(image.shape[:2], dtype=bool)
-    return _add_defect(normal, kind, rng, category)
+    if scene is not None and kind not in objects.LOCAL_KINDS:
+        return _add_structural(scene, _to_uint8(normal), kind, rng)
+    return _add_defect(normal, kind, rng, category, region)
 
 
 def _train_image(category: str, seed: int, index: int, image_size: int) -> Rgb:
     """The image that ``generate`` writes as ``train/good/<index>``."""
-    return _to_uint8(
-        _normal_float(category, keyed_rng(seed, category, "train", "good", index), image_size)
-    )
+    rng = keyed_rng(seed, category, "train", "good", index)
+    if category in OBJECT_CATEGORIES:
+        return _to_uint8(objects.render(objects.draw(category, rng, image_size))[0])
+    return _to_uint8(_normal_float(category, rng, image_size))
 
 
 def generate(
@@ -299,24 +350,27 @@ def generate(
     categories: Sequence[str] | None = None,
     n_train: int = 60,
     n_test_good: int = 15,
-    n_test_per_defect: int = 6,
+    n_test_defective: int = 30,
     image_size: int = 256,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write a synthetic MVTec-AD-style data set under ``out`` and return its summary.
 
-    The same arguments always give byte-identical files; each image depends only on
-    (seed, category, split, kind, index), so asking for fewer categories or in another
-    order does not change the others.  Files in ``out`` that this generator did not
-    write are left alone; its own files from an earlier run are overwritten, and ones
-    that the new counts no longer include are removed.  See ``describe()``.
+    Each category gets ``n_test_defective`` defective test images, spread over its kinds
+    as evenly as possible (the first kinds get one more where it does not divide; a kind
+    gets no folder when there are fewer images than kinds).  The same arguments always
+    give byte-identical files; each image depends only on (seed, category, split, kind,
+    index), so asking for fewer categories or in another order does not change the
+    others.  Files in ``out`` that this generator did not write are left alone; its own
+    files from an earlier run are overwritten, and ones that the new counts no longer
+    include are removed.  See ``describe()``.
     """
     cats = _check_categories(categories)
     _check_int("seed", seed, 0)
     for name, value in (
         ("n_train", n_train),
         ("n_test_good", n_test_good),
-        ("n_test_per_defect", n_test_per_defect),
+        ("n_test_defective", n_test_defective),
     ):
         _check_int(name, value, 1)
     _check_int("image_size", image_size, _MIN_IMAGE_SIZE)
@@ -324,17 +378,20 @@ def generate(
     if root.exists() and not root.is_dir():
         raise ConfigError(f"out: {root} exists and is not a folder")
 
-    counts = {"train": n_train, "good": n_test_good, "defect": n_test_per_defect}
+    counts = {
+        c: {"train": n_train, "good": n_test_good, "defect": _kind_counts(c, n_test_defective)}
+        for c in cats
+    }
     previous = _read_manifest(root)
-    total = len(cats) * (n_train + n_test_good + len(DEFECT_KINDS) * n_test_per_defect)
+    total = len(cats) * (n_train + n_test_good + n_test_defective)
     with tqdm(total=total, desc="synth", unit="img", disable=not progress) as bar:
         for category in cats:
-            written = _write_category(root, category, seed, image_size, counts, bar)
+            written = _write_category(root, category, seed, image_size, counts[category], bar)
             old = previous.get("categories", {}).get(category)
             if old is not None:
                 _remove_stale(root, category, old, written)
 
-    summary = _summary(seed, image_size, cats, counts)
+    summary = _summary(seed, image_size, counts)
     if _same_recipe(previous, summary):
         # Keep categories generated by an earlier, compatible call into the same folder.
         summary["categories"] = {**previous["categories"], **summary["categories"]}
@@ -343,19 +400,25 @@ def generate(
 
 
 def contact_sheet(
-    path: str | Path | None = None, *, seed: int = 0, image_size: int = 128, index: int = 0
+    path: str | Path | None = None,
+    *,
+    seed: int = 0,
+    image_size: int = 128,
+    index: int = 0,
+    categories: Sequence[str] | None = None,
 ) -> Rgb:
     """One row per category: a normal image, then each defect kind and its mask.
 
     Returns the sheet as an RGB array and saves it as PNG when ``path`` is given.
     """
+    cats = _check_categories(categories)
     gap = 4
-    columns = 1 + 2 * len(DEFECT_KINDS)
+    columns = 1 + 2 * max(len(DEFECT_KINDS[c]) for c in cats)
     step = image_size + gap
-    sheet = np.full((len(CATEGORIES) * step, columns * step, 3), 255, dtype=np.uint8)
-    for row, category in enumerate(CATEGORIES):
+    sheet = np.full((len(cats) * step, columns * step, 3), 255, dtype=np.uint8)
+    for row, category in enumerate(cats):
         tiles = [example(category, None, seed=seed, index=index, image_size=image_size)[0]]
-        for kind in DEFECT_KINDS:
+        for kind in DEFECT_KINDS[category]:
             _, defective, mask = example(
                 category, kind, seed=seed, index=index, image_size=image_size
             )
@@ -369,6 +432,15 @@ def contact_sheet(
 
 # ----------------------------------------------------------------------------- writing
 
+Counts = dict[str, Any]  # {"train": n, "good": n, "defect": {kind: n}}
+
+
+def _kind_counts(category: str, n_defective: int) -> dict[str, int]:
+    """``n_defective`` spread over the category's kinds, the first ones getting the rest."""
+    kinds = DEFECT_KINDS[category]
+    share, rest = divmod(n_defective, len(kinds))
+    return {kind: share + (i < rest) for i, kind in enumerate(kinds)}
+
 
 def _names(n: int) -> list[str]:
     """MVTec-style file stems: 000, 001, ... (wider only past 999 images)."""
@@ -376,12 +448,12 @@ def _names(n: int) -> list[str]:
     return [f"{i:0{width}d}" for i in range(n)]
 
 
-def _category_files(category: str, counts: dict[str, int]) -> list[str]:
+def _category_files(category: str, counts: Counts) -> list[str]:
     """Relative paths of every file generated for one category with these counts."""
     files = [f"{category}/train/good/{s}.png" for s in _names(counts["train"])]
     files += [f"{category}/test/good/{s}.png" for s in _names(counts["good"])]
-    for kind in DEFECT_KINDS:
-        for stem in _names(counts["defect"]):
+    for kind, n in counts["defect"].items():
+        for stem in _names(n) if n else []:
             files += [
                 f"{category}/test/{kind}/{stem}.png",
                 f"{category}/ground_truth/{kind}/{stem}_mask.png",
@@ -390,7 +462,7 @@ def _category_files(category: str, counts: dict[str, int]) -> list[str]:
 
 
 def _write_category(
-    root: Path, category: str, seed: int, size: int, counts: dict[str, int], bar: tqdm
+    root: Path, category: str, seed: int, size: int, counts: Counts, bar: tqdm
 ) -> set[str]:
     """Write every image and mask of one category; return their relative paths."""
     for index, stem in enumerate(_names(counts["train"])):
@@ -403,8 +475,8 @@ def _write_category(
         image = example(category, None, seed=seed, index=index, image_size=size)[1]
         _atomic_write(root / category / "test" / "good" / f"{stem}.png", _png_bytes(image))
         bar.update()
-    for kind in DEFECT_KINDS:
-        for index, stem in enumerate(_names(counts["defect"])):
+    for kind, n in counts["defect"].items():
+        for index, stem in enumerate(_names(n) if n else []):
             _, image, mask = example(category, kind, seed=seed, index=index, image_size=size)
             _atomic_write(root / category / "test" / kind / f"{stem}.png", _png_bytes(image))
             mask_u8 = mask.astype(np.uint8) * np.uint8(255)
@@ -450,10 +522,11 @@ def _remove_stale(root: Path, category: str, old: Any, written: set[str]) -> Non
     someone else put in the folder survive.
     """
     try:
+        test = dict(old["test"])
         counts = {
             "train": int(old["train"]),
-            "good": int(old["test"]["good"]),
-            "defect": int(old["test"][DEFECT_KINDS[0]]),
+            "good": int(test.pop("good")),
+            "defect": {str(k): int(n) for k, n in test.items() if str(k).isidentifier()},
         }
     except (KeyError, TypeError, ValueError):
         return
@@ -461,23 +534,23 @@ def _remove_stale(root: Path, category: str, old: Any, written: set[str]) -> Non
         (root / rel).unlink(missing_ok=True)
 
 
-def _summary(seed: int, size: int, cats: list[str], counts: dict[str, int]) -> dict[str, Any]:
+def _summary(seed: int, size: int, counts: dict[str, Counts]) -> dict[str, Any]:
     """What ``generate`` returns and stores as ``synth.json``."""
     per_category = {
         c: {
-            "train": counts["train"],
-            "test": {"good": counts["good"], **{k: counts["defect"] for k in DEFECT_KINDS}},
-            "texture": f"skimage.data.{c}",
+            "train": n["train"],
+            "test": {"good": n["good"], **n["defect"]},
+            "source": objects.SOURCES.get(c, f"skimage.data.{c} (photograph)"),
         }
-        for c in cats
+        for c, n in counts.items()
     }
     return {
         "generator": "adtr.synth",
         "version": GENERATOR_VERSION,
         "seed": seed,
         "image_size": size,
-        "defect_kinds": list(DEFECT_KINDS),
-        "area_range": list(AREA_RANGE),
+        "defect_kinds": {c: list(kinds) for c, kinds in DEFECT_KINDS.items()},
+        "area_range": {"local": list(AREA_RANGE), "structural": list(_STRUCTURAL_AREA_RANGE)},
         "categories": per_category,
         "description": describe(),
     }

@@ -14,7 +14,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two generated categories at 64 px: 4 train, 2 good + 1 per defect kind in test."""
     root = tmp_path_factory.mktemp("synthetic")
     synth.generate(root, seed=0, categories=["brick", "grass"], n_train=4, n_test_good=2,
-                   n_test_per_defect=1, image_size=64, progress=False)
+                   n_test_defective=5, image_size=64, progress=False)
     return root
 
 

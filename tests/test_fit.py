@@ -165,7 +165,7 @@ def test_a_fit_into_the_same_folder_retrains_when_the_images_changed(tmp_path, c
     images is not reused (it would score the old model on the new test set); the rerun
     says why and gives what a fit into a fresh folder gives."""
     root = tmp_path / "data"
-    sizes = dict(n_train=4, n_test_good=2, n_test_per_defect=1, image_size=64, progress=False)
+    sizes = dict(n_train=4, n_test_good=2, n_test_defective=5, image_size=64, progress=False)
     synth.generate(root, seed=0, categories=["brick"], **sizes)
     first = _fit(root, tmp_path / "run", "--epochs", "1")
     again = _fit(root, tmp_path / "run", "--epochs", "1")

@@ -127,7 +127,7 @@ def test_a_notebook_retrains_when_the_images_change(batch, tmp_path) -> None:
         "print(json.dumps({'key': records[0].run_key, 'loss': records[0].loss_history,",
         "                  'pixel_auroc': float(runs['pixel_auroc'][0])}))"]))
     root = tmp_path / "data"
-    sizes = dict(categories=["brick"], n_train=4, n_test_good=2, n_test_per_defect=1,
+    sizes = dict(categories=["brick"], n_train=4, n_test_good=2, n_test_defective=5,
                  image_size=64, progress=False)
     params = {"data_root": str(root), "results_dir": str(batch / "results"),
               "runs_dir": str(batch / "runs")}

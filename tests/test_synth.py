@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adtr import synth
+from adtr import cli, profiles, synth
 from adtr.errors import ConfigError
 
-SMALL = {"n_train": 3, "n_test_good": 2, "n_test_per_defect": 2, "image_size": 64}
-TWO = ["brick", "grass"]
+SMALL = {"n_train": 3, "n_test_good": 2, "n_test_defective": 10, "image_size": 64}
+TWO = ["brick", "coins"]  # a texture and an object; both have 5 kinds, so 2 images each
+PAIRS = [(c, k) for c in synth.CATEGORIES for k in synth.DEFECT_KINDS[c]]
 
 
 def _generate(out: Path, **kwargs: object) -> dict:
@@ -45,7 +46,7 @@ def test_layout_is_exactly_mvtec(dataset: tuple[Path, dict]) -> None:
     for cat in TWO:
         expected |= {f"{cat}/train/good/{i:03d}.png" for i in range(3)}
         expected |= {f"{cat}/test/good/{i:03d}.png" for i in range(2)}
-        for kind in synth.DEFECT_KINDS:
+        for kind in synth.DEFECT_KINDS[cat]:
             expected |= {f"{cat}/test/{kind}/{i:03d}.png" for i in range(2)}
             expected |= {f"{cat}/ground_truth/{kind}/{i:03d}_mask.png" for i in range(2)}
     assert set(_hashes(root)) == expected
@@ -57,7 +58,7 @@ def test_images_are_rgb_and_masks_binary_same_size(dataset: tuple[Path, dict]) -
         with Image.open(image_path) as image:
             assert (image.mode, image.size) == ("RGB", (64, 64))
     for cat in TWO:
-        for kind in synth.DEFECT_KINDS:
+        for kind in synth.DEFECT_KINDS[cat]:
             for stem in ("000", "001"):
                 with Image.open(root / cat / "ground_truth" / kind / f"{stem}_mask.png") as m:
                     assert (m.mode, m.size) == ("L", (64, 64))
@@ -65,24 +66,30 @@ def test_images_are_rgb_and_masks_binary_same_size(dataset: tuple[Path, dict]) -
                 assert set(np.unique(values)) == {0, 255}
 
 
-def test_written_files_match_example(dataset: tuple[Path, dict]) -> None:
+@pytest.mark.parametrize(("category", "kind"), [("brick", "hole"), ("coins", "missing")])
+def test_written_files_match_example(dataset: tuple[Path, dict], category: str, kind: str) -> None:
     root, _ = dataset
-    normal, defective, mask = synth.example("grass", "hole", index=1, image_size=64)
-    written = np.asarray(Image.open(root / "grass/test/hole/001.png"))
-    written_mask = np.asarray(Image.open(root / "grass/ground_truth/hole/001_mask.png"))
+    normal, defective, mask = synth.example(category, kind, index=1, image_size=64)
+    written = np.asarray(Image.open(root / f"{category}/test/{kind}/001.png"))
+    written_mask = np.asarray(Image.open(root / f"{category}/ground_truth/{kind}/001_mask.png"))
     np.testing.assert_array_equal(written, defective)
     np.testing.assert_array_equal(written_mask, mask.astype(np.uint8) * 255)
-    good = np.asarray(Image.open(root / "grass/test/good/001.png"))
-    np.testing.assert_array_equal(good, synth.example("grass", None, index=1, image_size=64)[1])
+    good = np.asarray(Image.open(root / f"{category}/test/good/001.png"))
+    expected = synth.example(category, None, index=1, image_size=64)[1]
+    np.testing.assert_array_equal(good, expected)
 
 
 def test_summary_and_manifest(dataset: tuple[Path, dict]) -> None:
     root, summary = dataset
     assert summary["seed"] == 0 and summary["image_size"] == 64
     assert set(summary["categories"]) == set(TWO)
-    expected_test = {"good": 2, **{k: 2 for k in synth.DEFECT_KINDS}}
-    assert summary["categories"]["brick"]["train"] == 3
-    assert summary["categories"]["brick"]["test"] == expected_test
+    for cat in TWO:
+        assert summary["categories"][cat]["train"] == 3
+        assert summary["categories"][cat]["test"] == {
+            "good": 2, **{k: 2 for k in synth.DEFECT_KINDS[cat]}
+        }
+    assert "coins" in summary["categories"]["coins"]["source"]
+    assert summary["defect_kinds"] == {c: list(k) for c, k in synth.DEFECT_KINDS.items()}
     manifest = json.loads((root / "synth.json").read_text())
     assert manifest == summary
     assert manifest["version"] == synth.GENERATOR_VERSION
@@ -113,7 +120,7 @@ def test_category_subset_and_order_do_not_change_bytes(
     dataset: tuple[Path, dict], tmp_path: Path
 ) -> None:
     root, _ = dataset
-    _generate(tmp_path, categories=["grass"])
+    _generate(tmp_path, categories=["coins"])
     full = _hashes(root)
     subset = _hashes(tmp_path)
     assert all(full[p] == h for p, h in subset.items() if p != "synth.json")
@@ -124,25 +131,59 @@ def test_category_subset_and_order_do_not_change_bytes(
     }
 
 
-@pytest.mark.parametrize("kind", synth.DEFECT_KINDS)
-@pytest.mark.parametrize("category", synth.CATEGORIES)
+@pytest.mark.parametrize(("category", "kind"), PAIRS)
 def test_mask_is_exactly_the_changed_pixels(category: str, kind: str) -> None:
-    for index in range(3):
+    low, high = synth.area_range(category, kind)
+    for index in range(4):
         normal, defective, mask = synth.example(category, kind, index=index, image_size=96)
         assert normal.shape == defective.shape == (96, 96, 3) and normal.dtype == np.uint8
         delta = np.abs(defective.astype(int) - normal.astype(int)).max(axis=-1)
         np.testing.assert_array_equal(delta > 0, mask)
         # Visible: every defect pixel moved by several grey levels, not by rounding.
         assert delta[mask].min() >= 10
+        # At least a few dozen pixels, at most 30 % of the image.
+        assert low <= mask.mean() <= high <= 0.3 and mask.sum() >= 28
+        # The normal image is the test/good-style image of the same key, without the defect.
+        assert (normal != defective).any()
 
 
-@pytest.mark.parametrize("kind", synth.DEFECT_KINDS)
+def test_defect_kinds_per_category() -> None:
+    texture = ("scratch", "hole", "stain", "foreign", "perlin")
+    assert len(synth.CATEGORIES) >= 6 and len(synth.OBJECT_CATEGORIES) >= 3
+    assert set(synth.DEFECT_KINDS) == set(synth.CATEGORIES)
+    for category in synth.TEXTURE_CATEGORIES:
+        assert synth.defect_kinds(category) == texture
+        assert synth.area_range(category, "hole") == synth.AREA_RANGE
+    for category in synth.OBJECT_CATEGORIES:
+        kinds = synth.defect_kinds(category)
+        structural = [k for k in kinds if synth.area_range(category, k) != synth.AREA_RANGE]
+        assert len(structural) >= 2 and len(structural) < len(kinds), category
+    with pytest.raises(ConfigError, match="category.*coins"):
+        synth.defect_kinds("bottle")
+    with pytest.raises(ConfigError, match="kind.*missing"):
+        synth.example("coins", "perlin")
+
+
+def test_texture_bytes_are_those_of_generator_version_1() -> None:
+    """The object categories were added without changing a texture image."""
+    digest = hashlib.sha256()
+    for category in synth.TEXTURE_CATEGORIES:
+        for kind in (None, *synth.DEFECT_KINDS[category]):
+            for part in synth.example(category, kind, index=1, image_size=64):
+                digest.update(np.ascontiguousarray(part).tobytes())
+        digest.update(synth._train_image(category, 0, 2, 64).tobytes())
+    assert digest.hexdigest() == (
+        "62d10bf77bab27112b2869531639f44a9a67404628196ad8a1ee16ee9a24a55a"
+    )
+
+
+@pytest.mark.parametrize("kind", synth.DEFECT_KINDS["brick"])
 def test_defect_area_within_bounds_and_varied(kind: str) -> None:
     low, high = synth.AREA_RANGE
     assert (low, high) == (0.003, 0.05)
     areas, centres = [], []
     for size in (64, 128):
-        for category in synth.CATEGORIES:
+        for category in synth.TEXTURE_CATEGORIES:
             for index in range(4):
                 _, _, mask = synth.example(category, kind, index=index, image_size=size)
                 areas.append(mask.mean())
@@ -160,7 +201,7 @@ def test_good_example_has_empty_mask() -> None:
 
 
 def test_images_are_colour_not_grey() -> None:
-    for category in synth.CATEGORIES:
+    for category in (*synth.TEXTURE_CATEGORIES, "coins", "logo"):
         image = synth.example(category, None, image_size=64)[0].astype(float)
         channel_means = image.reshape(-1, 3).mean(axis=0)
         assert np.ptp(channel_means) > 10, category
@@ -173,7 +214,7 @@ def test_images_are_colour_not_grey() -> None:
         ({"categories": []}, "categories"),
         ({"n_train": 0}, "n_train"),
         ({"n_test_good": -1}, "n_test_good"),
-        ({"n_test_per_defect": 0}, "n_test_per_defect"),
+        ({"n_test_defective": 0}, "n_test_defective"),
         ({"image_size": 31}, "image_size"),
         ({"seed": -1}, "seed"),
         ({"n_train": 2.5}, "n_train"),
@@ -222,14 +263,62 @@ def test_rerun_keeps_foreign_files_and_drops_own_stale_ones(tmp_path: Path) -> N
 def test_describe_says_what_the_data_is() -> None:
     text = synth.describe()
     assert "scikit-image" in text and "not MVTec-AD" in text and "synthetic" in text
+    for name in (*synth.CATEGORIES, "skimage.data.coins", "skimage.data.logo", "horse"):
+        assert name in text
+
+
+def test_defective_images_spread_evenly_over_kinds(tmp_path: Path) -> None:
+    summary = _generate(tmp_path, categories=["logo", "gravel"], n_test_defective=8)
+    logo = summary["categories"]["logo"]["test"]
+    assert list(logo) == ["good", *synth.DEFECT_KINDS["logo"]]
+    assert list(logo.values())[1:] == [2, 2, 1, 1, 1, 1]
+    assert summary["categories"]["gravel"]["test"] == {
+        "good": 2, "scratch": 2, "hole": 2, "stain": 2, "foreign": 1, "perlin": 1
+    }
+    assert len(list((tmp_path / "logo/test/rotated").glob("*.png"))) == 2
+    # Fewer images than kinds: the last kinds get none, and no folder.
+    summary = _generate(tmp_path, categories=["logo"], n_test_defective=3)
+    assert sum(summary["categories"]["logo"]["test"].values()) == 2 + 3
+    kinds = synth.DEFECT_KINDS["logo"]
+    assert not list((tmp_path / "logo/test" / kinds[-1]).glob("*.png"))
+    assert len(list((tmp_path / "logo/test/rotated").glob("*.png"))) == 1
+
+
+def test_profile_sizes() -> None:
+    sizes = profiles.SYNTH_SIZES
+    cpu = sizes["cpu"]
+    assert cpu["n_train"] == 120 and "categories" not in cpu
+    assert cpu["n_test_good"] + cpu["n_test_defective"] >= 80
+    assert cpu["n_test_defective"] >= cpu["n_test_good"]
+    for category in synth.CATEGORIES:
+        assert min(synth._kind_counts(category, cpu["n_test_defective"]).values()) >= 5
+    smoke = sizes["smoke"]
+    assert smoke["categories"][0] == "brick" and len(smoke["categories"]) == 2
+    assert smoke["categories"][1] in synth.OBJECT_CATEGORIES
+    for category in smoke["categories"]:
+        assert min(synth._kind_counts(category, smoke["n_test_defective"]).values()) >= 1
+    total = len(smoke["categories"]) * (
+        smoke["n_train"] + smoke["n_test_good"] + smoke["n_test_defective"]
+    )
+    assert total <= 66  # no more images than the three texture categories made before
+
+
+def test_smoke_profile_generates_its_categories(tmp_path: Path) -> None:
+    options = {**profiles.SYNTH_SIZES["smoke"], "image_size": 48, "progress": False}
+    summary = synth.generate(tmp_path / "smoke", seed=0, **options)
+    assert list(summary["categories"]) == list(profiles.SYNTH_SIZES["smoke"]["categories"])
+    assert cli.main(["synth", "--out", str(tmp_path / "cli"), "--profile", "smoke",
+                     "--categories", "logo", "--quiet"]) in (0, None)
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["logo", "synth.json"]
 
 
 def test_contact_sheet_shape(tmp_path: Path) -> None:
     sheet = synth.contact_sheet(tmp_path / "sheet.png", image_size=32)
     step = 32 + 4
-    assert sheet.shape == (
-        len(synth.CATEGORIES) * step,
-        (1 + 2 * len(synth.DEFECT_KINDS)) * step,
-        3,
-    )
+    widest = max(len(kinds) for kinds in synth.DEFECT_KINDS.values())
+    assert sheet.shape == (len(synth.CATEGORIES) * step, (1 + 2 * widest) * step, 3)
     assert (tmp_path / "sheet.png").is_file()
+    # A row per category: the objects are on it, each with its own kinds.
+    row = synth.contact_sheet(image_size=32, categories=["horse"])
+    assert row.shape[0] == step
+    np.testing.assert_array_equal(row[:32, :32], synth.example("horse", None, image_size=32)[0])
