@@ -97,7 +97,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                variants=(_ADTR,)),
     Experiment(
         "attention_query", "02_attention_query", "attention_query",
-        "Table 4a: attention and query", "Table 4a", schedule="ablation",
+        "Table 4a: attention and query", "Table 4a",
         variants=(Variant("cnn", "CNN", {"variant": "cnn"}, 94.4),
                   Variant("no_attention", "w/o Attn", {"variant": "no_attention"}, 94.8),
                   Variant("no_query", "w/o Query", {"variant": "no_query"}, 94.2),
@@ -107,7 +107,6 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                     best="adtr")),
     Experiment(
         "target", "03_target", "target", "Table 4b: reconstruction target", "Table 4b",
-        schedule="ablation",
         variants=(Variant("pixels", "Pixels",
                           {"variant": "pixels", "backbone": "pixels", "standardize": True},
                           91.3),
@@ -116,7 +115,6 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                     best="features")),
     Experiment(
         "backbone", "04_backbone", "backbone", "Table 4c: backbone", "Table 4c",
-        schedule="ablation",
         variants=tuple(
             Variant(name, label, {"backbone": name}, paper) for name, label, paper in zip(
                 PAPER_BACKBONES + PACKAGED_BACKBONES,
@@ -127,7 +125,6 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                     "better map", chains=(PACKAGED_BACKBONES,))),
     Experiment(
         "scales", "05_scales", "scales", "Table 4d: feature scales", "Table 4d",
-        schedule="ablation",
         # the last layer is the deepest of the set-up's stages (experiments.variants resolves it)
         variants=(Variant("last_layer", "Last layer", {"stages": "deepest"}, 96.0),
                   Variant("multi_scale", "Multi-scale", {}, 97.2)),

@@ -93,7 +93,7 @@ def setup(profile: str = "cpu", data_root: str | None = None,
           **overrides: Any) -> Setup:
     """Resolve a notebook's parameters; generate the offline data set if it is missing.
 
-    ``None`` means "the profile's value"; ``schedule`` ("main", "ablation": the experiment's
+    ``None`` means "the profile's value"; ``schedule`` ("main", "oneclass": the experiment's
     ``catalog`` entry says which) applies that schedule's overrides
     (``profiles.SCHEDULES``). Only the offline profiles generate data: the ``paper``
     profile expects MVTec-AD at ``data_root`` and says so if it is absent.

@@ -7,15 +7,21 @@ position, not computed from the image) that cross-attends to the encoder output,
 projection d -> C. Learned row/column positional embeddings are added to queries and
 keys in every attention layer (DETR style). Layers are post-norm with ReLU.
 
-The query is what keeps the model from copying its input: a decoder fed by the input
-itself can learn the identity (the paper's Eq. 4), a decoder fed by a fixed query can
-only produce what attention over the encoded tokens lets it assemble from normal data.
+The query is the paper's guard against copying the input: a decoder fed by the input
+itself can learn the identity (the paper's Eq. 4). A decoder fed by a fixed query still
+reaches the input through cross-attention (its positional embedding lets a query attend
+to the token at its own position), so the guard is a matter of degree, measured as the
+pass-through of ``adtr.stats.pass_through`` (the shortcut page).
 
 Variants (all share the projections and the loss):
 - ``no_query``: the decoder's input is the projected input tokens instead of the query.
 - ``no_attention``: attention is removed; each token goes through the same number of
   feed-forward blocks (a token-wise MLP). There is nothing to attend to, so no query.
-- ``cnn``: a convolutional encoder-decoder of similar depth on the feature map.
+- ``cnn``: residual 3x3 convolution blocks on the feature map, of similar capacity. The
+  residual path lets it represent the identity, the shortcut the paper warns of.
+- ``pca``: no learning, a reference: the residual of the projection on the training
+  features' first d principal components (``fit_pca``), the closed-form linear
+  reconstruction at the same width.
 - ``pixels``: the ``adtr`` model itself; the difference is its input (patch-embedded raw
   pixels instead of backbone features, see ``adtr.backbones.PixelPatches``).
 """
@@ -229,19 +235,28 @@ class TokenMLP(nn.Module):
         return self.blocks(tokens)
 
 
+class ResidualBlock(nn.Module):
+    """x + conv(ReLU(BN(conv(x)))): 3x3 convolutions with a skip, so the identity is one
+    setting of the weights (the second convolution at zero)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1), nn.BatchNorm2d(dim),
+                                  nn.ReLU(), nn.Conv2d(dim, dim, 3, padding=1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
 class ConvReconstructor(nn.Module):
-    """``cnn``: 3x3 conv blocks (conv -> BN -> ReLU) on the token grid, same depth."""
+    """``cnn``: residual blocks on the token grid, one per transformer layer: 18 d^2
+    weights a block against 12 d^2 (encoder) and 20 d^2 (decoder) a transformer layer."""
 
     def __init__(self, dim: int, grid: int, config: RunConfig) -> None:
         super().__init__()
         depth = config.num_encoder_layers + config.num_decoder_layers
         self.grid = grid
-        self.blocks = nn.Sequential(
-            *(
-                nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1), nn.BatchNorm2d(dim), nn.ReLU())
-                for _ in range(depth)
-            )
-        )
+        self.blocks = nn.Sequential(*(ResidualBlock(dim) for _ in range(depth)))
 
     def forward(self, tokens: Tensor) -> Tensor:
         batch, _, dim = tokens.shape
@@ -264,6 +279,8 @@ class ADTR(nn.Module):
             self.body = TokenMLP(dim, config)
         elif config.variant == "cnn":
             self.body = ConvReconstructor(dim, grid, config)
+        elif config.variant == "pca":  # the projections are set by fit_pca
+            self.body = nn.Identity()
         else:  # guarded by profiles.resolve; kept for direct construction
             raise ValueError(f"unknown variant {config.variant!r}")
 
@@ -272,6 +289,27 @@ class ADTR(nn.Module):
         tokens = self.input_proj(features.flatten(2).transpose(1, 2))
         out = self.output_proj(self.body(tokens))
         return out.transpose(1, 2).reshape(batch, channels, height, width)
+
+
+@torch.no_grad()
+def fit_pca(model: ADTR, features: Tensor) -> None:
+    """Make a ``pca`` model the projection on the first d principal components of the
+    training tokens: f_hat = m + W W^T (f - m), W the top-d eigenvectors of their
+    covariance (computed in float64)."""
+    if model.variant != "pca":
+        raise ValueError(f"fit_pca needs a 'pca' model, not {model.variant!r}")
+    tokens = features.flatten(2).transpose(1, 2).reshape(-1, features.shape[1]).double()
+    mean = tokens.mean(dim=0)
+    centred = tokens - mean
+    _, vectors = torch.linalg.eigh(centred.T @ centred / max(1, len(tokens) - 1))
+    dim = model.input_proj.out_features
+    if dim > vectors.shape[1]:
+        raise ValueError(f"hidden_dim {dim} is more than the {vectors.shape[1]} channels")
+    top = vectors[:, -dim:].flip(1)  # (C, d), largest eigenvalue first
+    model.input_proj.weight.copy_(top.T)
+    model.input_proj.bias.copy_(-(top.T @ mean))
+    model.output_proj.weight.copy_(top)
+    model.output_proj.bias.copy_(mean)
 
 
 def reconstruction_loss(features: Tensor, reconstruction: Tensor) -> Tensor:

@@ -11,7 +11,11 @@ A run trains on normal images and is tested on a test set, both described by a `
 ``fit`` trains with the config's objective: the reconstruction MSE, or ADTR+, which first
 trains (or is given) the ADTR model of the same parameters and fine-tunes it with
 anomalies. It then evaluates on the test set and writes ``OUT/metrics.json``.
-``evaluate`` scores a finished checkpoint on another data root.
+``evaluate`` scores a finished checkpoint on another data root. Both also write the test
+set's scores in a form that can be resampled (``OUT/scores.npz``, ``stats.RunScores``), for
+the paired confidence intervals of the experiments. A reconstruction run with pixel labels
+also looks at its model before training and at every checkpoint (``shortcut_probe``): the
+identity-shortcut statistics of the paper's Eq. 4-5 over training.
 
 ``run_key`` is a run's identity: its parameters, the digest of its images and the code that
 computes it (``adtr`` modules this one imports). A changed image makes another key; a
@@ -34,7 +38,7 @@ import timm
 import torch
 from torch import Tensor
 
-from adtr import data, metrics, plus, train
+from adtr import data, metrics, plus, stats, train
 from adtr.backbones import PIXELS, build_extractor, resolve_weights
 from adtr.errors import AdtrError
 from adtr.features import (
@@ -255,6 +259,35 @@ def fine_tune(config: RunConfig, run: RunData, train_features: Tensor, base_chec
 
 # --- fit and evaluate ----------------------------------------------------------------------
 
+#: A token is anomalous when at least this fraction of its pixels is (normal: none is).
+ANOMALOUS_TOKEN = 0.5
+
+
+def shortcut_probe(config: RunConfig, run: RunData, test_features: Tensor,
+                   device: torch.device) -> train.Probe:
+    """The identity-shortcut statistics of the model on the test set (``stats``): the
+    pass-through (slope of f_hat on f) and the reconstruction error at anomalous and at
+    normal tokens, the normal-error tail, and pixel AUROC (binned, ``stats.RunScores``)."""
+    masks = data.load_masks(run.test, config.image_size)
+    grid = test_features.shape[-1]
+    fraction = stats.token_fraction(masks, grid)
+    anomalous, normal = fraction >= ANOMALOUS_TOKEN, fraction == 0
+
+    def probe(epoch: int, model: torch.nn.Module, standardizer: train.Standardizer
+              ) -> dict[str, float]:
+        inputs, outputs = train.reconstructions(model, standardizer, test_features, device,
+                                                precision=config.precision)
+        values = stats.shortcut_stats(inputs.numpy(), outputs.numpy(), anomalous, normal)
+        maps, scores = train.maps_and_scores(inputs - outputs, config)
+        binned = stats.run_scores(run.labels, scores, masks, maps)
+        values["pixel_auroc"] = float(stats.metric_values(binned, "pixel_auroc",
+                                                          np.ones((1, len(scores))))[0])
+        values["loss"] = float(((inputs - outputs) ** 2).mean())
+        return values
+
+    return probe
+
+
 def fit(config: RunConfig, run: RunData, out_dir: str | Path, cache_dir: Path | None = None,
         progress: bool = True, base_checkpoint: Path | None = None) -> RunResult:
     """Train on ``run``'s normal images, evaluate on its test set, write
@@ -281,16 +314,20 @@ def fit(config: RunConfig, run: RunData, out_dir: str | Path, cache_dir: Path | 
             config, run, features.train, Path(base_checkpoint), out_dir, device, objective,
             progress)
     else:
+        probe = (shortcut_probe(config, run, features.test, device)
+                 if run.pixel_labels and config.variant != "pca" else None)
         model, standardizer, history = train.train(
             config, run.name, features.train, out_dir, device, progress,
-            identity={"data": run.digest})
-    result = _evaluate(model, standardizer, config, run, features, device)
+            identity={"data": run.digest}, probe=probe)
+        extra["probes"] = history.get("probes") or None
+    result, scores = _evaluate(model, standardizer, config, run, features, device)
     record = replace(
         result.record, epochs_trained=len(history["epoch_loss"]),
         loss_history=history["epoch_loss"], wall_time_s=round(time.perf_counter() - started, 2),
         checkpoint=str(out_dir / "checkpoint.pt"), run_key=run_key(config, run), **extra)
     result = replace(result, record=record)
-    result.write(out_dir / "metrics.json")
+    scores.save(out_dir / SCORES_FILE)
+    result.write(out_dir / "metrics.json")  # last: a run is finished when this exists
     return result
 
 
@@ -305,10 +342,16 @@ def score_test_set(model: torch.nn.Module, standardizer: train.Standardizer, con
     return None, anomaly_map(diff, torch.zeros_like(diff)).mean(dim=(1, 2)).numpy()
 
 
+#: The test set's resamplable scores beside a run's metrics.json (``stats.RunScores``).
+SCORES_FILE = "scores.npz"
+
+
 def _evaluate(model: torch.nn.Module, standardizer: train.Standardizer, config: RunConfig,
-              run: RunData, features: Features, device: torch.device) -> RunResult:
+              run: RunData, features: Features, device: torch.device
+              ) -> tuple[RunResult, stats.RunScores]:
     maps, scores = score_test_set(model, standardizer, config, run, features.test, device)
     values = {"image_auroc": metrics.image_auroc(run.labels, scores)}
+    masks = None
     if maps is not None:
         masks = data.load_masks(run.test, config.image_size)
         values.update(pixel_auroc=metrics.pixel_auroc(masks, maps),
@@ -320,7 +363,8 @@ def _evaluate(model: torch.nn.Module, standardizer: train.Standardizer, config: 
                   "stages": list(config.stages), "channels": int(features.train.shape[1]),
                   "precision": backbone_precision(device)},
         seed=config.seed, environment=environment(str(device)), score=run.score))
-    return RunResult(category=run.name, record=record, **values)
+    return (RunResult(category=run.name, record=record, **values),
+            stats.run_scores(run.labels, scores, masks, maps))
 
 
 def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
@@ -338,10 +382,12 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
     torch_device = train.pick_device(device)
     run = category_data(config, category)
     features = extract_features(config, run, torch_device, cache_dir, progress)
-    result = _evaluate(model, standardizer, config, run, features, torch_device)
+    result, scores = _evaluate(model, standardizer, config, run, features, torch_device)
     record = replace(result.record, experiment="evaluate", checkpoint=str(checkpoint),
                      trained_on=state["category"], epochs_trained=state["epoch"],
                      wall_time_s=round(time.perf_counter() - started, 2))
     result = replace(result, record=record)
-    result.write((checkpoint.parent if out_dir is None else Path(out_dir)) / "metrics.json")
+    out = checkpoint.parent if out_dir is None else Path(out_dir)
+    scores.save(out / SCORES_FILE)
+    result.write(out / "metrics.json")
     return result

@@ -80,6 +80,8 @@ class RunRecord:
     base_checkpoint: str | None = None  # ADTR+: the ADTR model it fine-tuned
     base_epochs: int | None = None
     anomalies: dict[str, Any] | None = None  # ADTR+: where its anomalies came from
+    # the identity-shortcut statistics of the test set at checkpoints (``pipeline.fit``)
+    probes: list[dict[str, float]] | None = None
 
     @property
     def method(self) -> str:
@@ -218,7 +220,7 @@ class ExperimentRecord:
 
 
 #: Tables an experiment may add to its file beside runs and summary.
-TABLES = ("per_category", "per_class", "separation")
+TABLES = ("per_category", "per_class", "separation", "intervals", "shortcut", "sensitivity")
 
 
 @dataclass(frozen=True)

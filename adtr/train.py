@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from adtr.allocator import keep_freed_memory
 from adtr.errors import AdtrError
-from adtr.model import ADTR, anomaly_map, reconstruction_loss, upsample_and_score
+from adtr.model import ADTR, anomaly_map, fit_pca, reconstruction_loss, upsample_and_score
 from adtr.profiles import ADTR_PLUS, RunConfig
 from adtr.records import atomic_path
 
@@ -137,6 +137,11 @@ def _reconstruction_step(model: ADTR, batch: Tensor, index: Tensor, epoch: int,
     return reconstruction_loss(batch, model(batch).float())
 
 
+#: A look at the model during training: (epoch, model in eval mode, standardiser) -> the
+#: values to keep for that epoch (see ``pipeline.shortcut_probe``).
+Probe = Callable[[int, ADTR, "Standardizer"], dict[str, float]]
+
+
 class NonFiniteLoss(TrainingError):
     """A step's loss is NaN or infinite (no update was made)."""
 
@@ -190,13 +195,16 @@ def _mismatch(state: dict[str, Any], identity: dict[str, Any]) -> str | None:
 def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
           device: torch.device, progress: bool = True, *, schedule: Schedule | None = None,
           start_from: dict[str, Any] | None = None, step_loss: StepLoss = _reconstruction_step,
-          identity: dict[str, Any] | None = None) -> tuple[ADTR, Standardizer, dict]:
+          identity: dict[str, Any] | None = None, probe: Probe | None = None
+          ) -> tuple[ADTR, Standardizer, dict]:
     """Train (or resume training) on normal features; returns the model and its history.
 
     ``schedule``: (epochs, lr, lr step epoch), by default the config's. Fine-tuning (ADTR+)
     passes ``start_from`` (a checkpoint's state to start from) and ``step_loss`` (its
     objective). ``identity``: what else a resumable checkpoint must match (the data's
-    digest, the base model's checksum).
+    digest, the base model's checksum). ``probe`` is called before the first epoch and at
+    every checkpoint; its values are kept in ``history["probes"]`` (with the checkpoint, so
+    a resumed run keeps them). A ``pca`` model is fitted in closed form, with no epochs.
     """
     keep_freed_memory()
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -211,12 +219,20 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
     # onto the parameters' device (the fused step needs both on one device).
     model.to(device)
     standardizer.to(device)
+    identity = {"config": _comparable(config), "category": category, **(identity or {})}
+    if config.variant == "pca":  # closed form: nothing to resume
+        fit_pca(model, standardizer(features.to(device)))
+        history: dict[str, list] = {"epoch_loss": [], "probes": []}
+        _save_checkpoint(checkpoint_path, {
+            **identity, "full_config": config.to_dict(), "epoch": 0,
+            "channels": features.shape[1], "model": model.state_dict(),
+            "standardizer": standardizer.state_dict(), "history": history})
+        return model, standardizer, history
     epochs, lr, lr_step_epoch = schedule or (config.epochs, config.lr, config.lr_step_epoch)
     optimizer = make_optimizer(model, lr, config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_epoch, gamma=0.1)
-    history: dict[str, list] = {"epoch_loss": []}
+    history = {"epoch_loss": [], "probes": []}
     start_epoch = 0
-    identity = {"config": _comparable(config), "category": category, **(identity or {})}
     state = load_checkpoint(checkpoint_path)
     if state is not None:
         mismatch = _mismatch(state, identity)
@@ -235,6 +251,15 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
             print(f"checkpoint {checkpoint_path} {mismatch}; training from scratch",
                   file=sys.stderr)
     inputs = standardizer(features.to(device))
+
+    def look(epoch: int) -> None:
+        if probe is not None:
+            model.eval()
+            history.setdefault("probes", []).append({"epoch": epoch,
+                                                     **probe(epoch, model, standardizer)})
+
+    if start_epoch == 0 and not history.get("probes"):
+        look(0)
     count = len(inputs)
     use_amp = uses_bf16(config.precision, device)
     bar = tqdm(range(start_epoch, epochs), desc=f"{category} {config.variant}",
@@ -262,6 +287,7 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
         bar.set_postfix(loss=f"{history['epoch_loss'][-1]:.4f}")
         done = epoch + 1
         if done % config.checkpoint_every == 0 or done == epochs:
+            look(done)
             _save_checkpoint(checkpoint_path, {
                 **identity, "full_config": config.to_dict(),
                 "epoch": done, "channels": features.shape[1],
@@ -275,29 +301,45 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
 
 
 @torch.inference_mode()
-def differences(model: ADTR, standardizer: Standardizer, features: Tensor,
-                device: torch.device, batch_size: int = 32, precision: str = "auto") -> Tensor:
-    """Difference vectors d = f - f_hat (in the standardised space), (N, C, H, W) on the CPU."""
+def reconstructions(model: ADTR, standardizer: Standardizer, features: Tensor,
+                    device: torch.device, batch_size: int = 32, precision: str = "auto"
+                    ) -> tuple[Tensor, Tensor]:
+    """The standardised features f and their reconstructions f_hat, (N, C, H, W) each on
+    the CPU."""
     model.eval().to(device)
     standardizer.to(device)
-    out = []
+    inputs, outputs = [], []
     for start in range(0, len(features), batch_size):
         batch = standardizer(features[start:start + batch_size].to(device))
         with torch.autocast(device.type, dtype=torch.bfloat16,
                             enabled=uses_bf16(precision, device)):
             reconstruction = model(batch).float()
-        out.append((batch - reconstruction).cpu())
-    return torch.cat(out)
+        inputs.append(batch.cpu())
+        outputs.append(reconstruction.cpu())
+    return torch.cat(inputs), torch.cat(outputs)
+
+
+def differences(model: ADTR, standardizer: Standardizer, features: Tensor,
+                device: torch.device, batch_size: int = 32, precision: str = "auto") -> Tensor:
+    """Difference vectors d = f - f_hat (in the standardised space), (N, C, H, W) on the CPU."""
+    inputs, outputs = reconstructions(model, standardizer, features, device, batch_size,
+                                      precision)
+    return inputs - outputs
+
+
+def maps_and_scores(diff: Tensor, config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel anomaly maps (N, size, size) and image scores (N,) from difference vectors."""
+    maps = anomaly_map(diff, torch.zeros_like(diff))
+    pool = max(1, round(config.score_pool * config.image_size / 224))
+    pixel_maps, scores = upsample_and_score(maps, config.image_size, pool, config.smoothing_sigma)
+    return pixel_maps.numpy().astype(np.float32), scores.numpy()
 
 
 def predict(model: ADTR, standardizer: Standardizer, features: Tensor, config: RunConfig,
             device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """Pixel anomaly maps (N, size, size) and image scores (N,) for a feature tensor."""
-    diff = differences(model, standardizer, features, device, precision=config.precision)
-    maps = anomaly_map(diff, torch.zeros_like(diff))
-    pool = max(1, round(config.score_pool * config.image_size / 224))
-    pixel_maps, scores = upsample_and_score(maps, config.image_size, pool, config.smoothing_sigma)
-    return pixel_maps.numpy().astype(np.float32), scores.numpy()
+    return maps_and_scores(differences(model, standardizer, features, device,
+                                       precision=config.precision), config)
 
 
 def restore(state: dict[str, Any], **config_overrides: Any

@@ -180,3 +180,43 @@ def test_a_fit_into_the_same_folder_retrains_when_the_images_changed(tmp_path, c
     for name in ("image_auroc", "pixel_auroc", "aupro"):
         assert changed[name] == fresh[name]
     assert changed["record"]["data"]["digest"] != first["record"]["data"]["digest"]
+
+
+def test_a_fit_records_shortcut_probes_and_resamplable_scores(tiny_root, tmp_path) -> None:
+    """Probes before training and at every checkpoint; looking does not change training;
+    scores.npz gives back the run's pixel and image AUROC."""
+    from adtr import stats
+
+    config = profiles.resolve("smoke", data_root=str(tiny_root), epochs=2, checkpoint_every=1)
+    run = pipeline.category_data(config, "brick")
+    result = pipeline.fit(config, run, tmp_path / "run", progress=False)
+    probes = result.record.probes
+    assert [p["epoch"] for p in probes] == [0, 1, 2]
+    for probe in probes:
+        assert set(probe) >= {"pass_through_anomalous", "pass_through_normal", "error_normal",
+                              "error_anomalous", "error_normal_p99", "pixel_auroc"}
+    assert probes[-1]["pixel_auroc"] == pytest.approx(result.pixel_auroc, abs=2e-3)
+
+    scores = stats.RunScores.load(tmp_path / "run" / pipeline.SCORES_FILE)
+    ones = torch.ones(1, len(scores.labels)).numpy()
+    assert stats.metric_values(scores, "image_auroc", ones)[0] == pytest.approx(
+        result.image_auroc, abs=1e-9)
+    assert stats.metric_values(scores, "pixel_auroc", ones)[0] == pytest.approx(
+        result.pixel_auroc, abs=2e-3)
+
+    unseen = pipeline.fit(profiles.with_overrides(config, variant="pca"), run,
+                          tmp_path / "pca", progress=False)
+    assert unseen.record.probes is None and unseen.record.epochs_trained == 0
+
+    def blind(*_: object) -> dict:
+        return {}
+
+    features = torch.randn(4, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    looked, _, history = train.train(config, "brick", features, tmp_path / "a",
+                                     torch.device("cpu"), progress=False, probe=blind)
+    plain, _, unwatched = train.train(config, "brick", features, tmp_path / "b",
+                                      torch.device("cpu"), progress=False)
+    assert len(history["probes"]) == 3 and unwatched["probes"] == []
+    assert history["epoch_loss"] == unwatched["epoch_loss"]
+    for name, value in looked.state_dict().items():
+        torch.testing.assert_close(value, plain.state_dict()[name], rtol=0, atol=0)

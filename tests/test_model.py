@@ -138,3 +138,38 @@ def test_the_query_shared_by_the_batch_gives_the_per_image_result(dropout) -> No
     (out, grad), (expected, expected_grad) = results
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(grad, expected_grad)
+
+
+def test_the_cnn_variant_can_represent_the_identity() -> None:
+    """Residual blocks: with every block's second convolution at zero the CNN variant passes
+    its tokens through unchanged, the shortcut the paper's Eq. 4 warns of."""
+    model = ADTR(40, 4, _config("cnn")).eval()
+    for block in model.body.blocks:
+        nn.init.zeros_(block.body[-1].weight)
+        nn.init.zeros_(block.body[-1].bias)
+    tokens = torch.randn(2, 16, 32)
+    torch.testing.assert_close(model.body(tokens), tokens)
+    assert len(model.body.blocks) == 2  # one block per transformer layer (1 + 1 in smoke)
+
+
+def test_pca_reconstructs_exactly_at_full_width_and_projects_below_it() -> None:
+    from adtr.model import fit_pca
+
+    generator = torch.Generator().manual_seed(0)
+    mixing = torch.randn(6, 6, generator=generator)
+    features = torch.einsum("dc,ncxy->ndxy", mixing, torch.randn(20, 6, 4, 4, generator=generator))
+    full = ADTR(6, 4, profiles.resolve("smoke", variant="pca", hidden_dim=6, num_heads=1))
+    fit_pca(full, features)
+    torch.testing.assert_close(full(features), features, atol=1e-4, rtol=1e-4)
+
+    narrow = ADTR(6, 4, profiles.resolve("smoke", variant="pca", hidden_dim=2, num_heads=1))
+    fit_pca(narrow, features)
+    tokens = features.permute(0, 2, 3, 1).reshape(-1, 6).double()
+    centred = tokens - tokens.mean(0)
+    _, _, right = torch.linalg.svd(centred, full_matrices=False)
+    expected = tokens.mean(0) + centred @ right[:2].T @ right[:2]
+    got = narrow(features).permute(0, 2, 3, 1).reshape(-1, 6).double()
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="more than the 6 channels"):
+        fit_pca(ADTR(6, 4, profiles.resolve("smoke", variant="pca", hidden_dim=8,
+                                            num_heads=1)), features)

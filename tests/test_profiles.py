@@ -43,11 +43,11 @@ def test_bad_values_are_refused_with_the_allowed_values(profile, overrides, frag
     assert fragment in str(error.value)
 
 
-def test_ablation_schedule_sits_between_profile_and_explicit_options() -> None:
-    ablation = profiles.resolve("cpu", "ablation")
-    assert ablation.image_size == profiles.ABLATION_OVERRIDES["cpu"]["image_size"]
-    assert ablation.max_train_images == 60
-    assert profiles.resolve("cpu", "ablation", image_size=224).image_size == 224
-    assert profiles.resolve("cpu").max_train_images == 0  # main schedule: all images
+def test_a_schedule_sits_between_profile_and_explicit_options() -> None:
+    oneclass = profiles.resolve("cpu", "oneclass")
+    assert oneclass.image_size == profiles.ONECLASS_OVERRIDES["cpu"]["image_size"] == 128
+    assert oneclass.hidden_dim == 128 and oneclass.max_train_images == 0
+    assert profiles.resolve("cpu", "oneclass", image_size=224).image_size == 224
+    assert profiles.resolve("cpu").max_train_images == 60  # main: the first 60 images
     with pytest.raises(ConfigError, match="schedule must be"):
         profiles.resolve("cpu", "fast")
