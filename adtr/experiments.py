@@ -22,7 +22,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from adtr import catalog, data, oneclass, pipeline, profiles, synth, train
+from adtr import catalog, data, oneclass, pipeline, profiles, stats, synth, train
 from adtr.catalog import METRICS
 from adtr.errors import AdtrError, ConfigError, DataError, SchemaError
 from adtr.features import array_digest
@@ -374,6 +374,47 @@ def comparison_table(summary: pd.DataFrame, experiment: catalog.Experiment) -> p
             "seeds": int(row["seeds"]),
         })
     return pd.DataFrame(rows).round(2)
+
+
+def comparisons(experiment: catalog.Experiment, ran: set[str]) -> list[tuple[str, str, bool]]:
+    """(a, b, part of the claim) for the claim's pairs that ran, then each training-free
+    reference row against the variant the claim favours first."""
+    claim = experiment.claim
+    pairs = [(a, b, True) for a, b in (claim.comparisons if claim else ())
+             if a in ran and b in ran]
+    if pairs:
+        pairs += [(pairs[0][0], v.name, False) for v in experiment.variants
+                  if v.reference and v.name in ran]
+    return pairs
+
+
+def intervals(experiment: catalog.Experiment, runs: pd.DataFrame, records: list[RunRecord],
+              metric: str | None = None, n_resamples: int = 2000) -> pd.DataFrame:
+    """The paired 95 % interval of a - b (in points of ``metric``, by default the
+    experiment's) for every comparison: test images resampled per category, the same
+    resample for both variants and every seed (``stats.paired_differences``). One row per
+    comparison over all categories ("all"), then one per category."""
+    metric = metric or experiment.metric
+    unit = unit_column(runs.columns)
+    scores: dict[tuple[str, str, int], Path] = {}
+    for row, record in zip(runs.to_dict(orient="records"), records, strict=True):
+        scores[row["variant"], str(row[unit]), row["seed"]] = (
+            Path(record.checkpoint).parent / pipeline.SCORES_FILE)
+    rows = []
+    for a, b, claimed in comparisons(experiment, set(runs["variant"])):
+        groups = {}
+        for (variant, category, seed), path in scores.items():
+            if variant == a and (b, category, seed) in scores:
+                groups.setdefault(category, []).append(
+                    (stats.RunScores.load(path), stats.RunScores.load(scores[b, category, seed])))
+        combined, per_group = stats.paired_differences(groups, metric, n_resamples)
+        for category, interval in {"all": combined, **per_group}.items():
+            rows.append({"a": a, "b": b, "claim": claimed, "metric": metric,
+                         "category": category, "difference": 100 * interval.mean,
+                         "low": 100 * interval.low, "high": 100 * interval.high,
+                         "verdict": interval.verdict, "seeds": len(groups.get(category, ()))
+                         if category != "all" else max(map(len, groups.values()))})
+    return pd.DataFrame(rows)
 
 
 def experiment_dir(setup: AnySetup, experiment: str) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from adtr import report
+from adtr import report, stats
 from adtr.schema import ExperimentResults
 
 PAPER_4A = {"cnn": 94.4, "no_attention": 94.8, "no_query": 94.2, "adtr": 97.2}
@@ -78,7 +78,8 @@ def results(tmp_path: Path) -> Path:
     ours = {"cnn": 0.80, "no_attention": 0.85, "no_query": 0.82, "adtr": 0.84}
     pixels = {(v, c, s): p + (0.01 if s else -0.01) + (0.02 if c == "b" else 0.0)
               for v, p in ours.items() for c in ("a", "b") for s in (0, 1)}
-    _write(tmp_path, "attention_query", _results("attention_query", pixels, PAPER_4A), 95.0)
+    table_4a = {**_results("attention_query", pixels, PAPER_4A), "intervals": INTERVALS_4A}
+    _write(tmp_path, "attention_query", table_4a, 95.0)
     main = {("adtr", c, s): pixels[("adtr", c, s)] for c in ("a", "b") for s in (0, 1)}
     paper_main = {"ADTR": {"image_auroc": 96.4, "pixel_auroc": 97.2}}
     _write(tmp_path, "main", _results("main", main, paper_main))
@@ -145,43 +146,65 @@ def test_comparison_table(results: Path) -> None:
     assert list(table["Variant"]) == ["CNN", "w/o Attn", "w/o Query", "Attn + Query (ADTR)"]
 
 
-def test_statement_for_a_partly_agreeing_ranking() -> None:
-    ours = {"cnn": 80.0, "no_attention": 85.0, "no_query": 82.0, "adtr": 84.0}
-    result = report.agreement(PAPER_4A, ours, report.CLAIMS["attention_query"],
-                              {"cnn": 0.3, "no_attention": 0.5, "no_query": 0.2, "adtr": 0.4})
-    assert result.verdict == "partly agrees"
-    assert len(result.kept) == 4 and len(result.reversed) == 2
+def _interval(a: str, b: str, difference: float, low: float, high: float, verdict: str,
+              claim: bool = True, category: str = "all") -> dict:
+    return {"a": a, "b": b, "claim": claim, "metric": "pixel_auroc", "category": category,
+            "difference": difference, "low": low, "high": high, "verdict": verdict, "seeds": 2}
+
+
+#: Table 4a's intervals in the fixture: one pair for, one against, one not separated.
+INTERVALS_4A = [
+    _interval("adtr", "cnn", 4.0, 3.1, 4.9, stats.BETTER),
+    _interval("adtr", "cnn", 3.5, 2.0, 5.0, stats.BETTER, category="a"),
+    _interval("adtr", "no_attention", -1.0, -1.6, -0.4, stats.WORSE),
+    _interval("adtr", "no_query", 0.2, -0.5, 0.9, stats.NOT_SEPARATED),
+    _interval("adtr", "pca", -0.3, -0.9, 0.2, stats.NOT_SEPARATED, claim=False),
+]
+
+
+def _verdict(rows: list[dict]) -> report.ClaimVerdict:
+    found = [report.Comparison(r["a"], r["b"], r["claim"], r["difference"], r["low"],
+                               r["high"], r["verdict"], r["seeds"])
+             for r in rows if r["category"] == "all"]
+    return report.ClaimVerdict(report.CLAIMS["attention_query"], PAPER_4A, {},
+                               [c for c in found if c.claim], [c for c in found if not c.claim])
+
+
+def test_a_claim_is_decided_by_its_pairs_intervals() -> None:
+    assert _verdict(INTERVALS_4A).verdict == "does not agree"  # one pair against
+    agreeing = [_interval("adtr", b, 1.0, 0.2, 1.8, stats.BETTER)
+                for b in ("cnn", "no_attention", "no_query")]
+    assert _verdict(agreeing).verdict == "agrees"
+    unseparated = [*agreeing[:2], _interval("adtr", "no_query", 0.3, -0.1, 0.7,
+                                            stats.NOT_SEPARATED)]
+    assert _verdict(unseparated).verdict == "not separated"
+    assert _verdict([]).verdict == "cannot be compared"
+
+
+def test_statement_gives_every_pair_with_its_interval(results: Path) -> None:
+    result = report.experiment_verdict(report.load("attention_query", "cpu", results))
+    assert result.verdict == "does not agree" and len(result.references) == 1
     text = report.statement(result)
-    assert text.startswith("**Ours partly agrees with the paper.**")
-    assert "it ranks Attn + Query (ADTR) (97.2) first of 4" in text
-    assert "Ours ranks Attn + Query (ADTR) (84.0) second of 4; our first is w/o Attn (85.0)" \
+    assert text.startswith("**Ours does not agree with the paper.**")
+    assert "Attn + Query (ADTR) − CNN: +4.00 [+3.10, +4.90] points, agrees" in text
+    assert "Attn + Query (ADTR) − w/o Attn: -1.00 [-1.60, -0.40] points, does not agree" \
         in text
-    assert "keeps 4 and reverses 2" in text
-    assert "1.0 points, within twice the largest standard deviation over seeds (0.5)" in text
+    assert "w/o Query: +0.20 [-0.50, +0.90] points, not separated" in text
+    assert "PCA residual (no training) −0.30" not in text  # the reference: a − b = ADTR − PCA
+    assert "Reference without training: Attn + Query (ADTR) − PCA residual (no training) " \
+        "-0.30 [-0.90, +0.20] points (Attn + Query (ADTR) not separated)" in text
+    table = report.interval_table(report.load("attention_query", "cpu", results))
+    assert list(table["Verdict"]) == ["agrees", "does not agree", "not separated",
+                                      "not separated"]
+    assert table.loc[0, "a"] == "+3.50 [+2.00, +5.00]"
 
 
-def test_statement_verdicts() -> None:
-    claim = report.CLAIMS["attention_query"]
-    same = report.agreement(PAPER_4A, {k: v - 10 for k, v in PAPER_4A.items()}, claim)
-    assert same.verdict == "agrees" and not same.reversed
-    assert "Each variant ran with one seed" in report.statement(same)
-    flipped = report.agreement(PAPER_4A, {k: 200 - v for k, v in PAPER_4A.items()}, claim)
-    assert flipped.verdict == "does not agree" and not flipped.kept
-    clear = report.agreement(PAPER_4A, {"cnn": 80.0, "adtr": 90.0}, claim, {"cnn": 1.0})
-    assert "more than twice the largest standard deviation" in report.statement(clear)
-
-
-def test_backbone_claim_uses_the_lite_family_when_the_paper_backbones_are_missing() -> None:
-    paper = {"resnet18": 95.3, "resnet34": 95.7, "efficientnet_b0": 96.4,
-             "efficientnet_b4": 97.2}
-    ours = {"efficientnet_lite0": 80.0, "efficientnet_lite1": 82.0, "efficientnet_lite2": 84.0}
-    result = report.agreement(paper, ours, report.CLAIMS["backbone"])
-    assert result.expected == "efficientnet_lite2" and result.verdict == "agrees"
-    assert "the claim favours EfficientNet-Lite2 (84.0); ours ranks it first of 3" in \
-        report.statement(result)
-    with_b4 = report.agreement(paper, {**ours, "efficientnet_b4": 83.0},
-                               report.CLAIMS["backbone"])
-    assert with_b4.expected == "efficientnet_b4"
+def test_results_without_intervals_are_not_decided(tmp_path: Path) -> None:
+    pixels = {(v, "a", 0): 0.8 for v in PAPER_4A}
+    _write(tmp_path, "attention_query", _results("attention_query", pixels, PAPER_4A))
+    result = report.experiment_verdict(report.load("attention_query", "cpu", tmp_path))
+    assert not result.decided and result.verdict.startswith("not decided")
+    assert report.statement(result).startswith("**Not decided.**")
 
 
 def test_per_category_tables(results: Path) -> None:
@@ -265,12 +288,13 @@ def test_overview(results: Path) -> None:
     table = report.overview(report.load_all("cpu", results), 600)
     rows = table.set_index("Claim")
     aq = rows.loc["{doc}`Table 4a: attention and query <attention_query>`"]
-    assert aq["Ours"] == "Attn + Query (ADTR): second of 4 (85.0)"
-    assert aq["Verdict"] == "partly agrees"
+    assert aq["Ours"].startswith("Attn + Query (ADTR) − CNN +4.00 [+3.10, +4.90];")
+    assert aq["Paper"].startswith("Attn + Query (ADTR) > CNN; ")
+    assert aq["Verdict"] == "does not agree"
     assert rows.loc["{doc}`Main results <main_results>`", "Verdict"] == "data differ"
     assert rows.loc["{doc}`Fig. 5: t-SNE of d(:, u) <tsne>`", "Verdict"] == "partly agrees"
     missing = rows.loc["{doc}`Table 4d: feature scales <scales>`"]
-    assert missing["Ours"] == "not run" and missing["Paper"] == "Multi-scale: first of 2 (97.2)"
+    assert missing["Ours"] == "not run" and missing["Paper"] == "Multi-scale > Last layer"
 
 
 def test_benchmark_tables(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from adtr.report.data import data_label, data_note, is_synthetic, missing_note
 from adtr.report.formatting import figure_grid, markdown_table, mean_std, plural
 from adtr.report.loading import Experiment, paper_values
 from adtr.report.tracing import _run_records, data_table, provenance_detail, run_table
-from adtr.report.verdicts import CLAIMS, experiment_agreement
+from adtr.report.verdicts import CLAIMS, experiment_verdict
 
 
 def show_markdown(text: str) -> None:
@@ -83,7 +83,7 @@ def glue_experiment(name: str, exp: Experiment | None,
         row = summary.loc[variant] if variant in summary.index else None
         glue_text(f"ours_{variant}", "not run" if row is None else mean_std(
             row[f"{metric}_mean"], row[f"{metric}_std"], int(row["seeds"])))
-    glue_text("verdict", experiment_agreement(exp, metric).verdict if exp is not None
+    glue_text("verdict", experiment_verdict(exp, metric).verdict if exp is not None
               and name in CLAIMS else "cannot be compared (not run)")
     glue_text("data", "no data (not run)" if exp is None else (
         "the offline synthetic data" if is_synthetic(exp) else data_label(exp)))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from adtr import catalog
 from adtr.report.data import data_label, is_stand_in, is_synthetic
-from adtr.report.formatting import ordinal, percent, plural, signed
+from adtr.report.formatting import percent, plural, signed
 from adtr.report.loading import (
     METRIC_NAMES,
     PAGES,
@@ -21,70 +21,59 @@ from adtr.report.loading import (
     paper_values,
 )
 from adtr.report.verdicts import (
+    AGREES,
+    CLAIMS,
+    DISAGREES,
     NOISE_FACTOR,
+    NOT_SEPARATED,
     PAPER_DATA,
     PARTLY_SEPARATED,
     SAME_POINTS,
     SEPARATED,
-    Agreement,
+    ClaimVerdict,
+    Comparison,
     _paper_gain,
-    experiment_agreement,
+    experiment_verdict,
     paper_methods,
     plus_differences,
 )
 
 # --- where we agree -----------------------------------------------------------------
 
-def _value(values: dict[str, float], variant: str) -> str:
-    return f"{label(variant)} ({values[variant]:.1f})"
+_SAID = {AGREES: "agrees with the paper", DISAGREES: "does not agree with the paper",
+         NOT_SEPARATED: "does not separate what the paper compares"}
 
 
-def statement(result: Agreement) -> str:
-    """The plain statement of where ours agrees with the paper, computed from the numbers."""
-    paper, ours = result.paper, result.ours
-    if result.expected is None or not ours:
-        return (f"**Cannot be compared.** The paper's claim: {result.claim}. None of the "
-                f"variants that claim is about was run here.")
-    paper_best = max(paper, key=paper.get)
-    parts = [f"**Ours {result.verdict} with the paper.** The paper's claim: {result.claim}; "
-             f"it ranks {_value(paper, paper_best)} first of {len(paper)} on MVTec-AD."]
-    rank = result.our_ranks[result.expected]
-    if result.expected == paper_best:
-        ours_text = f"Ours ranks {_value(ours, result.expected)} {ordinal(rank)} of {len(ours)}"
-    else:
-        ours_text = (f"Among the variants we ran, the claim favours "
-                     f"{_value(ours, result.expected)}; ours ranks it {ordinal(rank)} of "
-                     f"{len(ours)}")
-    if rank != 1:
-        ours_text += f"; our first is {_value(ours, result.our_order[0])}"
-    parts.append(ours_text + ".")
-    if result.kept or result.reversed:
-        total = len(result.kept) + len(result.reversed)
-        text = (f"Of the {total} orderings between two variants that the claim implies and "
-                f"that we ran, ours keeps {len(result.kept)}")
-        if result.reversed:
-            flips = "; ".join(f"{label(b)} ≤ {label(a)}" for a, b in result.reversed)
-            text += f" and reverses {len(result.reversed)} (ours: {flips})"
-        parts.append(text + ".")
-    parts.append(_noise(result))
+def _pair(c: Comparison) -> str:
+    return f"{label(c.a)} − {label(c.b)}: {c.shown} points, {c.verdict}"
+
+
+def statement(result: ClaimVerdict) -> str:
+    """The plain statement of where ours agrees with the paper, computed from the intervals
+    of the pairs the claim compares."""
+    if not result.decided:
+        return (f"**Not decided.** The paper's claim: {result.claim.text}. These results "
+                f"were written without the paired intervals that decide it.")
+    if not result.comparisons:
+        return (f"**Cannot be compared.** The paper's claim: {result.claim.text}. None of the "
+                f"pairs that claim is about was run here.")
+    verdict = result.verdict
+    parts = [f"**Ours {_SAID.get(verdict, verdict)}.** The paper's claim: "
+             f"{result.claim.text}."]
+    if result.claim.reading:
+        parts.append(f"Read as: {result.claim.reading}.")
+    seeds = max(c.seeds for c in result.comparisons)
+    parts.append(f"Each pair's difference a − b, mean over categories and {plural(seeds, 'seed')}, "
+                 f"with its paired 95 % interval from resampling the test images: "
+                 + "; ".join(_pair(c) for c in result.comparisons) + ".")
+    if verdict == NOT_SEPARATED:
+        parts.append("An interval that contains 0 means these test sets cannot tell the "
+                     "two variants apart: neither agreement nor disagreement.")
+    for ref in result.references:
+        side = {AGREES: "ahead", DISAGREES: "behind"}.get(ref.verdict, "not separated")
+        parts.append(f"Reference without training: {label(ref.a)} − {label(ref.b)} "
+                     f"{ref.shown} points ({label(ref.a)} {side}).")
     return " ".join(parts)
-
-
-def _noise(result: Agreement) -> str:
-    if len(result.ours) < 2:
-        return ""
-    first, second = result.our_order[:2]
-    gap = result.ours[first] - result.ours[second]
-    if result.spread is None:
-        return (f"Each variant ran with one seed, so how much of the {gap:.1f}-point gap between "
-                f"our first two variants is seed noise is unknown.")
-    if gap > 2 * result.spread:
-        return (f"Our first two variants differ by {gap:.1f} points, more than twice the largest "
-                f"standard deviation over seeds ({result.spread:.1f}): the top of our order is "
-                f"not seed noise.")
-    return (f"Our first two variants differ by {gap:.1f} points, within twice the largest "
-            f"standard deviation over seeds ({result.spread:.1f}): our runs do not separate "
-            f"them.")
 
 
 # --- main results and Fig. 5 ---------------------------------------------------------
@@ -219,6 +208,8 @@ def overview(experiments: dict[str, Experiment | None], paper_samples: int) -> p
     """One row per claim of the paper: its number, ours, and the verdict, with the page."""
     rows = []
     for name, exp in experiments.items():
+        if name not in CLAIMS and name not in PAPER_DATA and name not in ("main", "tsne"):
+            continue  # the study beyond the paper makes no claim of the paper's
         link = f"{{doc}}`{TITLES[name]} <{PAGES[name]}>`"
         if exp is None:
             rows.append({"Claim": link, "Paper": _paper_claim(name, paper_samples),
@@ -246,9 +237,14 @@ def _paper_claim(name: str, paper_samples: int) -> str:
         return f"plot of {paper_samples} vectors, no number"
     if name in PAPER_DATA:
         return _paper_plus_claim(name, paper_methods(None, name))
-    values = paper_values(name)
-    best = max(values, key=values.get)
-    return f"{label(best)}: first of {len(values)} ({values[best]:.1f})"
+    return _paper_pairs(name)
+
+
+def _paper_pairs(name: str) -> str:
+    """The pairs a Table 4 claim compares, as the paper ran them ("a > b; ...")."""
+    claim, values = CLAIMS[name], paper_values(name)
+    return "; ".join(f"{label(a)} > {label(b)}" for a, b in claim.comparisons
+                     if a in values and b in values) or claim.text
 
 
 def _overview_main(exp: Experiment, link: str) -> dict[str, str]:
@@ -284,14 +280,7 @@ def _overview_plus(exp: Experiment, link: str) -> dict[str, str]:
 
 
 def _overview_ablation(exp: Experiment, link: str) -> dict[str, str]:
-    result = experiment_agreement(exp)
-    paper_best = max(exp.paper, key=exp.paper.get)
-    ours = "—"
-    if result.expected is not None:
-        rank = result.our_ranks[result.expected]
-        ours = (f"{label(result.expected)}: {ordinal(rank)} of {len(result.ours)} "
-                f"({result.ours[result.expected]:.1f})")
-    return {"Claim": link,
-            "Paper": f"{label(paper_best)}: first of {len(exp.paper)} "
-                     f"({exp.paper[paper_best]:.1f})",
-            "Ours": ours, "Verdict": result.verdict}
+    result = experiment_verdict(exp)
+    ours = "; ".join(f"{label(c.a)} − {label(c.b)} {c.shown}" for c in result.comparisons)
+    return {"Claim": link, "Paper": _paper_pairs(exp.name), "Ours": ours or "—",
+            "Verdict": result.verdict}

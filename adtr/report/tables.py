@@ -51,6 +51,32 @@ def comparison_table(exp: Experiment, metric: str = "pixel_auroc") -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def interval_table(exp: Experiment) -> pd.DataFrame:
+    """One row per comparison (the claim's pairs, then the training-free references): the
+    difference a − b in points with its paired 95 % interval over all categories and per
+    category, and the verdict."""
+    rows = exp.table("intervals") or []
+    pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
+    table = []
+    for a, b in pairs:
+        mine = [r for r in rows if (r["a"], r["b"]) == (a, b)]
+        overall = next(r for r in mine if r["category"] == "all")
+        row = {"Pair (a − b)": f"{label(a)} − {label(b)}",
+               "In the claim": "yes" if overall["claim"] else "reference",
+               "All categories": _interval_cell(overall),
+               "Verdict": overall["verdict"].replace("a better", "a ahead")
+               .replace("a worse", "a behind") if not overall["claim"]
+               else {"a better": "agrees", "a worse": "does not agree"}.get(
+                   overall["verdict"], overall["verdict"])}
+        row.update({r["category"]: _interval_cell(r) for r in mine if r["category"] != "all"})
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def _interval_cell(row: dict[str, Any]) -> str:
+    return f"{row['difference']:+.2f} [{row['low']:+.2f}, {row['high']:+.2f}]"
+
+
 def _cells_over_seeds(runs: pd.DataFrame, by: list[str], metric: str) -> pd.Series:
     """Per ``by`` group: 'mean ± std' over seeds of the per-seed value, in %."""
     per_seed = runs.groupby([*by, "seed"], sort=False)[metric].mean()

@@ -262,6 +262,25 @@ def config_table(experiments: dict[str, Experiment | None],
     return pd.DataFrame(rows)
 
 
+def deviations_table(exp: Experiment) -> pd.DataFrame:
+    """Every parameter of the experiment's runs that differs from the ``paper`` profile (the
+    paper's setting), and the data, for the page that shows the result."""
+    from adtr import catalog, profiles
+
+    paper = profiles.resolve("paper").to_dict()
+    ours = exp.record.config
+    rows = [{"Parameter": "data", "Paper": catalog.get(exp.name).paper_data,
+             "Ours": data_label(exp)}]
+    for key, value in ours.items():
+        if key in ("profile", "data_root", "device", "checkpoint_every", "seed") or \
+                key.startswith("plus_"):
+            continue
+        if _show_value(value) != _show_value(paper.get(key, "—")):
+            rows.append({"Parameter": f"`{key}`", "Paper": _show_value(paper.get(key, "—")),
+                         "Ours": _show_value(value)})
+    return pd.DataFrame(rows)
+
+
 # --- notebooks and profiles ----------------------------------------------------------
 
 def notebook_parameters(notebook: str) -> str:

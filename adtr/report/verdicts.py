@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from adtr import catalog
+from adtr import catalog, stats
 from adtr.catalog import Claim
 from adtr.report.formatting import signed
 from adtr.report.loading import METRICS, Experiment, paper_values
@@ -23,10 +23,13 @@ NOISE_FACTOR = 2
 SEPARATED, PARTLY_SEPARATED = 0.9, 0.7
 
 
-# --- the paper's claims and our ranking --------------------------------------------
+# --- the paper's claims, decided by paired intervals --------------------------------
 
 #: The claims of the experiments that rank variants (Table 4), from the catalog.
 CLAIMS: dict[str, Claim] = {e.name: e.claim for e in catalog.EXPERIMENTS.values() if e.claim}
+
+#: A comparison's interval as a verdict on the claim: a > b, a < b, or 0 inside it.
+AGREES, DISAGREES, NOT_SEPARATED = stats.AGREES, stats.DISAGREES, stats.NOT_SEPARATED
 
 
 def our_values(exp: Experiment, metric: str = "pixel_auroc") -> dict[str, float]:
@@ -42,75 +45,66 @@ def ranks(values: dict[str, float]) -> dict[str, int]:
     return {k: 1 + sum(other > v for other in values.values()) for k, v in values.items()}
 
 
-def expected_pairs(paper: dict[str, float], claim: Claim) -> list[tuple[str, str]]:
-    """(worse, better) pairs that the claim implies: by the paper's values, then its chains."""
-    pairs = [(a, b) for a in paper for b in paper if paper[a] < paper[b]]
-    for chain in claim.chains:
-        pairs += [(chain[i], chain[j]) for i in range(len(chain))
-                  for j in range(i + 1, len(chain))]
-    return pairs
-
-
-def expected_best(paper: dict[str, float], ours: dict[str, float], claim: Claim) -> str | None:
-    """Among the variants we ran, the one the claim says should win."""
-    if claim.best in ours:
-        return claim.best
-    for chain in (tuple(sorted(paper, key=paper.get)), *claim.chains):
-        ran = [v for v in chain if v in ours]
-        if ran:
-            return ran[-1]
-    return None
-
-
 @dataclass(frozen=True)
-class Agreement:
-    """The paper's ranking of an experiment's variants against ours."""
+class Comparison:
+    """The paired 95 % interval of a - b over all categories, in points (the notebook's
+    ``experiments.intervals``)."""
 
-    claim: str
-    paper: dict[str, float]
-    ours: dict[str, float]
-    expected: str | None
-    kept: list[tuple[str, str]]
-    reversed: list[tuple[str, str]]
-    spread: float | None  # largest std over seeds, in points; None with one seed
-
-    @property
-    def our_ranks(self) -> dict[str, int]:
-        return ranks(self.ours)
-
-    @property
-    def our_order(self) -> list[str]:
-        return sorted(self.ours, key=self.ours.get, reverse=True)
+    a: str
+    b: str
+    claim: bool  # one of the claim's pairs (else a reference row against the claim's pick)
+    difference: float
+    low: float
+    high: float
+    interval_verdict: str  # stats.BETTER / WORSE / NOT_SEPARATED
+    seeds: int
 
     @property
     def verdict(self) -> str:
-        if self.expected is None:
+        return stats.CLAIM_VERDICTS[self.interval_verdict]
+
+    @property
+    def shown(self) -> str:
+        return f"{self.difference:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """A claim against our intervals: agrees when every pair the claim compares is
+    separated in its direction, does not agree when one is separated against it, not
+    separated otherwise."""
+
+    claim: Claim
+    paper: dict[str, float]
+    ours: dict[str, float]
+    comparisons: list[Comparison]  # the claim's pairs that ran
+    references: list[Comparison]  # training-free rows against the claim's pick
+    decided: bool = True  # False: the results hold no intervals
+
+    @property
+    def verdict(self) -> str:
+        if not self.decided:
+            return "not decided (these results hold no intervals)"
+        if not self.comparisons:
             return "cannot be compared"
-        first = self.our_ranks[self.expected] == 1
-        if first and not self.reversed:
-            return "agrees"
-        if first or len(self.kept) > len(self.reversed):
-            return "partly agrees"
-        return "does not agree"
+        return stats.claim_verdict([c.interval_verdict for c in self.comparisons])
 
 
-def agreement(paper: dict[str, float], ours: dict[str, float], claim: Claim,
-              stds: dict[str, float] | None = None) -> Agreement:
-    """Compare rankings; ``paper`` and ``ours`` in %, ``stds`` (over seeds) in points."""
-    pairs = [(a, b) for a, b in expected_pairs(paper, claim) if a in ours and b in ours]
-    kept = [(a, b) for a, b in pairs if ours[a] < ours[b]]
-    reversed_ = [(a, b) for a, b in pairs if ours[a] >= ours[b]]
-    spread = max(stds.values()) if stds else None
-    return Agreement(claim.text, dict(paper), dict(ours), expected_best(paper, ours, claim),
-                     kept, reversed_, spread)
+def comparisons_of(exp: Experiment, metric: str | None = None) -> list[Comparison]:
+    """The experiment's comparisons over all categories, from its ``intervals`` table."""
+    rows = exp.table("intervals") or []
+    return [Comparison(r["a"], r["b"], bool(r["claim"]), r["difference"], r["low"], r["high"],
+                       r["verdict"], int(r["seeds"]))
+            for r in rows if r["category"] == "all" and r["metric"] == (metric or r["metric"])]
 
 
-def experiment_agreement(exp: Experiment, metric: str = "pixel_auroc") -> Agreement:
-    summary = exp.summary
-    several = not summary.empty and int(summary["seeds"].max()) > 1
-    stds = {r["variant"]: 100 * r[f"{metric}_std"] for _, r in summary.iterrows()}
-    return agreement(exp.paper, our_values(exp, metric), CLAIMS[exp.name],
-                     stds if several else None)
+def experiment_verdict(exp: Experiment, metric: str = "pixel_auroc") -> ClaimVerdict:
+    """The experiment's claim decided by its intervals of ``metric``."""
+    found = comparisons_of(exp, metric)
+    decided = "intervals" in exp.results.tables
+    return ClaimVerdict(CLAIMS[exp.name], dict(exp.paper), our_values(exp, metric),
+                        [c for c in found if c.claim], [c for c in found if not c.claim],
+                        decided)
 
 
 # --- ADTR+ beside ADTR --------------------------------------------------------------
