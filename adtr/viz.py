@@ -138,3 +138,58 @@ def paired(table: pd.DataFrame, metric: str, labels: dict[str, str]) -> Figure:
               frameon=False)
     fig.tight_layout()
     return fig
+
+
+#: The shortcut figure's panels: (statistics drawn, y label); dashed = the second statistic.
+_SHORTCUT_PANELS = (
+    (("pass_through_anomalous", "pass_through_normal"),
+     "pass-through (slope of f̂ on f)\nsolid: anomalous tokens, dashed: normal"),
+    (("error_anomalous", "error_normal"),
+     "reconstruction error ||f − f̂||\nsolid: anomalous tokens, dashed: normal"),
+    (("error_normal_p99",), "normal-error tail\n(99th percentile, normal tokens)"),
+    (("pixel_auroc",), "pixel AUROC"),
+)
+
+
+def shortcut_curves(summary: pd.DataFrame, labels: dict[str, str], title: str = "") -> Figure:
+    """The identity-shortcut statistics over training, one line per variant (``summary``:
+    ``study.shortcut_summary``, means over categories and seeds per variant and epoch)."""
+    fig, axes = plt.subplots(1, len(_SHORTCUT_PANELS), figsize=(4.2 * len(_SHORTCUT_PANELS), 3.6))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (columns, ylabel) in zip(axes, _SHORTCUT_PANELS, strict=True):
+        groups = summary.groupby("variant", sort=False)
+        for colour, (variant, rows) in zip(colours * 2, groups, strict=False):
+            for column, style in zip(columns, ("-", "--")[:len(columns)], strict=True):
+                if column in rows:
+                    ax.plot(rows["epoch"], rows[column], style, color=colour, marker=".",
+                            label=labels.get(variant, variant) if style == "-" else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].axhline(1.0, color="grey", lw=0.8, ls=":")
+    axes[0].text(0, 1.0, " copy", va="bottom", fontsize=7, color="grey")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def verdict_matrix(matrix: pd.DataFrame, title: str = "") -> Figure:
+    """Setting x claim (and category) verdicts as coloured cells (``study.sensitivity_matrix``)."""
+    colours = {"agrees": "#4caf50", "does not agree": "#e57373", "not separated": "#bdbdbd"}
+    cells = matrix.drop(columns=["setting", "claim"])
+    fig, ax = plt.subplots(figsize=(2.2 * len(cells.columns) + 3, 0.45 * len(matrix) + 1.2))
+    for i, (_, row) in enumerate(cells.iterrows()):
+        for j, value in enumerate(row):
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, color=colours.get(value, "white")))
+            ax.text(j + 0.5, i + 0.5, value if isinstance(value, str) else "—", ha="center",
+                    va="center", fontsize=7)
+    ax.set_xlim(0, len(cells.columns))
+    ax.set_ylim(len(matrix), 0)
+    ax.set_xticks(np.arange(len(cells.columns)) + 0.5, list(cells.columns), fontsize=8)
+    ax.set_yticks(np.arange(len(matrix)) + 0.5,
+                  [f"{s} · {c}" for s, c in zip(matrix["setting"], matrix["claim"], strict=True)],
+                  fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

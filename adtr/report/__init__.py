@@ -103,6 +103,12 @@ from adtr.report.statements import (
     statement,
     tsne_statement,
 )
+from adtr.report.study import (
+    sensitivity_statement,
+    sensitivity_table,
+    shortcut_statement,
+    shortcut_table,
+)
 from adtr.report.tables import (
     comparison_table,
     interval_table,
@@ -169,7 +175,8 @@ __all__ = [
     "plus_differences", "plus_per_unit", "plus_settings", "plus_statement", "plus_table",
     "plus_table_by_method", "produced_by", "profile_sentence", "profiles_table", "provenance",
     "provenance_detail", "provenance_summary", "ranks", "results_root", "run_table",
-    "separation_table", "show_figure", "show_figure_grid", "show_markdown", "show_matplotlib",
+    "sensitivity_statement", "sensitivity_table", "separation_table", "shortcut_statement",
+    "shortcut_table", "show_figure", "show_figure_grid", "show_markdown", "show_matplotlib",
     "show_note", "show_provenance", "show_runs", "show_table", "signed", "stage_info", "statement",
     "tsne_statement", "unit_column", "units", "weakest_category", "weights_kind"
 ]
