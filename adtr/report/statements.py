@@ -69,6 +69,8 @@ def statement(result: ClaimVerdict) -> str:
     if verdict == NOT_SEPARATED:
         parts.append("An interval that contains 0 means these test sets cannot tell the "
                      "two variants apart: neither agreement nor disagreement.")
+    parts.append("The intervals hold the noise of the test images, not that of training: "
+                 "the spread over seeds is the ± beside each mean.")
     for ref in result.references:
         side = {AGREES: "ahead", DISAGREES: "behind"}.get(ref.verdict, "not separated")
         parts.append(f"Reference without training: {label(ref.a)} − {label(ref.b)} "

@@ -1,0 +1,105 @@
+"""The study beyond the paper on constructed runs: intervals per setting and claim, the
+verdict matrix, the shortcut rows, and what the book's pages say of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adtr import catalog, experiments, report, stats, study
+from adtr.schema import ExperimentRecord, ExperimentResults, RunRecord
+
+VARIANTS_4A = ("adtr", "cnn", "no_attention", "no_query")
+
+
+def _scores(rng: np.random.Generator, quality: float) -> stats.RunScores:
+    """40 normal and 40 anomalous images whose anomalous maps sit ``quality`` above."""
+    labels = np.repeat([0, 1], 40)
+    masks = np.zeros((80, 8, 8), dtype=bool)
+    masks[40:, 2:5, 2:5] = True
+    maps = rng.normal(size=(80, 8, 8)) + quality * masks
+    return stats.run_scores(labels, maps.max(axis=(1, 2)), masks, maps)
+
+
+def _record(folder: Path, variant: str, category: str, probes: list | None = None) -> RunRecord:
+    return RunRecord(written_at="2026-01-01T00:00:00+00:00", experiment="fit", variant=variant,
+                     category=category, metrics={}, config={}, data={}, backbone={}, seed=0,
+                     environment={}, checkpoint=str(folder / "checkpoint.pt"), probes=probes)
+
+
+def _grid(tmp_path: Path, quality: dict[tuple[str, str], float]):
+    """Runs of (setting, variant) on a texture and an object, with scores.npz files; runs of
+    one quality on one category have the same maps."""
+    rows, records = [], []
+    for (setting, variant), q in quality.items():
+        for index, category in enumerate(("brick", "coins")):
+            folder = tmp_path / setting / variant / category
+            folder.mkdir(parents=True)
+            _scores(np.random.default_rng([index, int(10 * q)]), q).save(folder / "scores.npz")
+            rows.append({"variant": f"{setting}/attention_query/{variant}", "category": category,
+                         "seed": 0})
+            records.append(_record(folder, variant, category))
+    return pd.DataFrame(rows), records
+
+
+def test_each_setting_decides_the_claim_by_its_own_intervals(tmp_path: Path) -> None:
+    quality = {("base", "adtr"): 3.0, **{("base", v): 0.5 for v in VARIANTS_4A[1:]},
+               **{("narrow", v): 1.5 for v in VARIANTS_4A}}
+    runs, records = _grid(tmp_path, quality)
+    verdicts = study.sensitivity_verdicts(runs, records)
+    assert set(verdicts["setting"]) == {"base", "narrow"}
+    overall = verdicts[(verdicts["category"] == "all") & verdicts["claim"]]
+    assert len(overall) == 6  # three pairs in each setting
+    base = overall[overall["setting"] == "base"]
+    assert (base["verdict"] == stats.BETTER).all() and (base["low"] > 0).all()
+    matrix = study.sensitivity_matrix(verdicts).set_index("setting")
+    labels = {s.name: s.label for s in catalog.SENSITIVITY_SETTINGS}
+    assert matrix.loc[labels["base"], "all"] == "agrees"
+    assert matrix.loc[labels["narrow"], "all"] == "not separated"  # identical variants
+    assert set(matrix.columns) == {"claim", "all", "brick", "coins"}
+
+
+def test_the_grid_changes_one_factor_per_setting_and_shares_the_base_runs(tiny_root) -> None:
+    setup = experiments.setup("smoke", data_root=str(tiny_root), seeds=[0])
+    grid = study.sensitivity_grid(setup)
+    assert grid["base/attention_query/adtr"] == {}  # the main run itself
+    assert grid["narrow/attention_query/cnn"] == {"variant": "cnn", "hidden_dim": 128,
+                                                  "feedforward_dim": 512}
+    assert grid["longer/attention_query/adtr"] == {"epochs": 2 * setup.base.epochs,
+                                                   "lr_step_epoch": 2 * setup.base.lr_step_epoch}
+    assert "narrow/target/pixels" not in grid and "standardised/target/pixels" in grid
+    assert not any(key.endswith("/pca") for key in grid)  # references are left out
+    assert study.sensitivity_categories(setup) == ["brick"]  # the tiny set has no object
+
+
+def test_shortcut_rows_and_what_the_page_says(tmp_path: Path) -> None:
+    probes = {"adtr": 0.2, "no_query": 0.9}
+    runs = pd.DataFrame([{"variant": v, "category": c, "seed": 0}
+                         for v in probes for c in ("brick", "coins")])
+    records = [_record(tmp_path, v, c, [
+        {"epoch": e, "pass_through_anomalous": probes[v] * e / 10, "pass_through_normal": 0.9,
+         "error_anomalous": 2.0 - e / 10, "error_normal": 1.0, "error_normal_p99": 1.5,
+         "pixel_auroc": 0.9, "loss": 0.1} for e in (0, 10)]) for v, c in zip(
+        runs["variant"], runs["category"], strict=True)]
+    table = study.shortcut_table(runs, records)
+    assert len(table) == 8 and set(table["kind"]) == {"texture", "object"}
+    curves = study.shortcut_summary(table)
+    last = curves[curves["epoch"] == 10].set_index("variant")
+    assert last.loc["no_query", "pass_through_anomalous"] == 0.9
+
+    folder = tmp_path / "results" / "cpu" / "shortcut"
+    folder.mkdir(parents=True)
+    record = ExperimentRecord(written_at="2026-01-01T00:00:00+00:00", experiment="shortcut",
+                              profile="cpu", config={}, categories=["brick", "coins"],
+                              seeds=[0], data={}, environment={}, runs=[])
+    ExperimentResults("shortcut", record,
+                      tables={"shortcut": table.to_dict(orient="records")}).write(
+        folder / "results.json")
+    exp = report.load("shortcut", "cpu", tmp_path / "results")
+    text = report.shortcut_statement(exp)
+    assert "highest first: w/o Query 0.90, Attn + Query (ADTR) 0.20" in text
+    shown = report.shortcut_table(exp).set_index(["Variant", "When"])
+    assert shown.loc[("w/o Query", "last checkpoint"), "Pass-through, anomalous"] == "0.900"
+    assert shown.loc[("w/o Query", "before training"), "Pass-through, anomalous"] == "0.000"
