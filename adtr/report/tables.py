@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from adtr import stats
 from adtr.report.data import data_label
 from adtr.report.formatting import mean_std, percent, signed
 from adtr.report.loading import METRIC_NAMES, METRICS, PLUS_LABELS, Experiment, label
@@ -64,13 +65,16 @@ def interval_table(exp: Experiment) -> pd.DataFrame:
         row = {"Pair (a − b)": f"{label(a)} − {label(b)}",
                "In the claim": "yes" if overall["claim"] else "reference",
                "All categories": _interval_cell(overall),
-               "Verdict": overall["verdict"].replace("a better", "a ahead")
-               .replace("a worse", "a behind") if not overall["claim"]
-               else {"a better": "agrees", "a worse": "does not agree"}.get(
-                   overall["verdict"], overall["verdict"])}
+               "Verdict": stats.CLAIM_VERDICTS[overall["verdict"]] if overall["claim"]
+               else _REFERENCE_VERDICTS[overall["verdict"]]}
         row.update({r["category"]: _interval_cell(r) for r in mine if r["category"] != "all"})
         table.append(row)
     return pd.DataFrame(table)
+
+
+#: A reference row's interval: the claim's variant ahead of it, behind it, or neither.
+_REFERENCE_VERDICTS = {stats.BETTER: "a ahead", stats.WORSE: "a behind",
+                       stats.NOT_SEPARATED: stats.NOT_SEPARATED}
 
 
 def _interval_cell(row: dict[str, Any]) -> str:
