@@ -22,9 +22,11 @@ from adtr.schema import RunRecord
 #: MVTec-AD's texture categories (the other ten are objects).
 MVTEC_TEXTURES = ("carpet", "grid", "leather", "tile", "wood")
 
-#: The statistics of a probe, in the order the page shows them.
+#: The statistics of a probe, in the order the page shows them; ``error_ratio`` (anomalous
+#: over normal error: how much of the anomaly the map shows) is derived from two of them.
 SHORTCUT_STATS = ("pass_through_anomalous", "pass_through_normal", "error_anomalous",
-                  "error_normal", "error_normal_p99", "pixel_auroc", "loss")
+                  "error_normal", "error_ratio", "anomalous_above_normal_p99",
+                  "error_normal_p99", "pixel_auroc", "loss")
 
 
 def category_kind(category: str) -> str:
@@ -41,6 +43,7 @@ def shortcut_table(runs: pd.DataFrame, records: list[RunRecord]) -> pd.DataFrame
     rows = []
     for row, record in zip(runs.to_dict(orient="records"), records, strict=True):
         for probe in record.probes or []:
+            probe = {**probe, "error_ratio": probe["error_anomalous"] / probe["error_normal"]}
             rows.append({"variant": row["variant"], "category": row["category"],
                          "kind": category_kind(row["category"]), "seed": row["seed"],
                          **{k: probe[k] for k in ("epoch", *SHORTCUT_STATS) if k in probe}})
@@ -79,7 +82,7 @@ def sensitivity_grid(setup: experiments.Setup) -> dict[str, dict[str, Any]]:
         for claim in setting.claims or catalog.SENSITIVITY_CLAIMS:
             experiment = catalog.get(claim)
             for name, overrides in experiments.variants(setup, experiment).items():
-                if not experiment.labels or name not in {v.name for v in experiment.compared}:
+                if name not in {v.name for v in experiment.compared}:
                     continue
                 grid[f"{setting.name}/{claim}/{name}"] = {**overrides, **changed}
     return grid

@@ -142,10 +142,11 @@ def paired(table: pd.DataFrame, metric: str, labels: dict[str, str]) -> Figure:
 
 #: The shortcut figure's panels: (statistics drawn, y label); dashed = the second statistic.
 _SHORTCUT_PANELS = (
+    (("error_ratio",), "error at anomalous / at normal tokens\n(how much of the anomaly shows)"),
+    (("anomalous_above_normal_p99",),
+     "share of anomalous tokens above\nthe normal tokens' 99th percentile"),
     (("pass_through_anomalous", "pass_through_normal"),
-     "pass-through (slope of f̂ on f)\nsolid: anomalous tokens, dashed: normal"),
-    (("error_anomalous", "error_normal"),
-     "reconstruction error ||f − f̂||\nsolid: anomalous tokens, dashed: normal"),
+     "slope of f̂ on f (1 = copy)\nsolid: anomalous tokens, dashed: normal"),
     (("error_normal_p99",), "normal-error tail\n(99th percentile, normal tokens)"),
     (("pixel_auroc",), "pixel AUROC"),
 )
@@ -154,7 +155,7 @@ _SHORTCUT_PANELS = (
 def shortcut_curves(summary: pd.DataFrame, labels: dict[str, str], title: str = "") -> Figure:
     """The identity-shortcut statistics over training, one line per variant (``summary``:
     ``study.shortcut_summary``, means over categories and seeds per variant and epoch)."""
-    fig, axes = plt.subplots(1, len(_SHORTCUT_PANELS), figsize=(4.2 * len(_SHORTCUT_PANELS), 3.6))
+    fig, axes = plt.subplots(1, len(_SHORTCUT_PANELS), figsize=(3.5 * len(_SHORTCUT_PANELS), 3.4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (columns, ylabel) in zip(axes, _SHORTCUT_PANELS, strict=True):
         groups = summary.groupby("variant", sort=False)
@@ -167,7 +168,8 @@ def shortcut_curves(summary: pd.DataFrame, labels: dict[str, str], title: str = 
         ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(alpha=0.3)
     axes[0].axhline(1.0, color="grey", lw=0.8, ls=":")
-    axes[0].text(0, 1.0, " copy", va="bottom", fontsize=7, color="grey")
+    axes[0].text(0, 1.0, " no difference", va="bottom", fontsize=7, color="grey")
+    axes[2].axhline(1.0, color="grey", lw=0.8, ls=":")
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()

@@ -76,11 +76,13 @@ def test_the_grid_changes_one_factor_per_setting_and_shares_the_base_runs(tiny_r
 
 def test_shortcut_rows_and_what_the_page_says(tmp_path: Path) -> None:
     probes = {"adtr": 0.2, "no_query": 0.9}
+    shown = {"adtr": 1.0, "no_query": 0.1}  # how far the anomalous error grows
     runs = pd.DataFrame([{"variant": v, "category": c, "seed": 0}
                          for v in probes for c in ("brick", "coins")])
     records = [_record(tmp_path, v, c, [
         {"epoch": e, "pass_through_anomalous": probes[v] * e / 10, "pass_through_normal": 0.9,
-         "error_anomalous": 2.0 - e / 10, "error_normal": 1.0, "error_normal_p99": 1.5,
+         "error_anomalous": 1.0 + shown[v] * e / 10, "error_normal": 1.0,
+         "error_normal_p99": 1.5, "anomalous_above_normal_p99": shown[v] * e / 10,
          "pixel_auroc": 0.9, "loss": 0.1} for e in (0, 10)]) for v, c in zip(
         runs["variant"], runs["category"], strict=True)]
     table = study.shortcut_table(runs, records)
@@ -99,7 +101,11 @@ def test_shortcut_rows_and_what_the_page_says(tmp_path: Path) -> None:
         folder / "results.json")
     exp = report.load("shortcut", "cpu", tmp_path / "results")
     text = report.shortcut_statement(exp)
-    assert "highest first: w/o Query 0.90, Attn + Query (ADTR) 0.20" in text
-    shown = report.shortcut_table(exp).set_index(["Variant", "When"])
-    assert shown.loc[("w/o Query", "last checkpoint"), "Pass-through, anomalous"] == "0.900"
-    assert shown.loc[("w/o Query", "before training"), "Pass-through, anomalous"] == "0.000"
+    assert "highest first: Attn + Query (ADTR) 2.00, w/o Query 1.10" in text
+    assert "Here ADTR is first of 2." in text
+    assert "99th percentile: Attn + Query (ADTR) 1.00, w/o Query 0.10." in text
+    table = report.shortcut_table(exp).set_index(["Variant", "When"])
+    assert table.loc[("w/o Query", "last checkpoint"), "Slope of f̂ on f, anomalous"] == "0.900"
+    assert table.loc[("w/o Query", "before training"), "Slope of f̂ on f, anomalous"] == "0.000"
+    assert table.loc[("Attn + Query (ADTR)", "last checkpoint"),
+                     "Error ratio, anomalous / normal"] == "2.000"
