@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from adtr import stats
+from adtr import catalog, stats
 from adtr.report.data import data_label
 from adtr.report.formatting import mean_std, percent, signed
 from adtr.report.loading import METRIC_NAMES, METRICS, PLUS_LABELS, Experiment, label
@@ -56,7 +56,8 @@ def interval_table(exp: Experiment) -> pd.DataFrame:
     """One row per comparison (the claim's pairs, then the training-free references): the
     difference a − b in points with its paired 95 % interval over all categories and per
     category, and the verdict."""
-    rows = exp.table("intervals") or []
+    metric = catalog.get(exp.name).metric
+    rows = [r for r in exp.table("intervals") or [] if r["metric"] == metric]
     pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
     table = []
     for a, b in pairs:

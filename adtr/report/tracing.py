@@ -278,6 +278,13 @@ def deviations_table(exp: Experiment) -> pd.DataFrame:
         if _show_value(value) != _show_value(paper.get(key, "—")):
             rows.append({"Parameter": f"`{key}`", "Paper": _show_value(paper.get(key, "—")),
                          "Ours": _show_value(value)})
+    for variant in catalog.get(exp.name).variants:  # what a variant changes on top
+        for key, value in variant.overrides.items():
+            if key not in ("variant", "objective", "backbone", "stages") and \
+                    _show_value(value) != _show_value(ours.get(key)):
+                rows.append({"Parameter": f"`{key}` ({variant.label})",
+                             "Paper": _show_value(paper.get(key, "—")),
+                             "Ours": _show_value(value)})
     return pd.DataFrame(rows)
 
 
