@@ -202,7 +202,8 @@ def variants(setup: AnySetup, experiment: catalog.Experiment) -> dict[str, dict[
 
     Table 4c keeps the backbones whose ImageNet weights can be had here (never a backbone
     on random weights in place of pretrained ones); Table 4d's last layer is the deepest
-    of the set-up's stages.
+    of the set-up's stages; a PCA reference is left out where its width is not below the
+    feature channels (the projection would copy every feature).
     """
     from adtr.backbones import resolve_weights
     from adtr.errors import WeightsError
@@ -211,6 +212,14 @@ def variants(setup: AnySetup, experiment: catalog.Experiment) -> dict[str, dict[
     for name, overrides in experiment.variant_overrides().items():
         if overrides.get("stages") == "deepest":
             overrides["stages"] = (max(setup.base.stages),)
+        if overrides.get("variant") == "pca":
+            config = profiles.with_overrides(setup.base, **overrides)
+            channels = _feature_channels(config)
+            if config.hidden_dim >= channels:
+                print(f"skipped {name}: d = {config.hidden_dim} is not below the {channels} "
+                      f"feature channels, so the projection on d principal components "
+                      f"copies every feature")
+                continue
         if experiment.name == "backbone":
             try:
                 resolve_weights(overrides["backbone"], setup.base.weights)
@@ -219,6 +228,19 @@ def variants(setup: AnySetup, experiment: catalog.Experiment) -> dict[str, dict[
                 continue
         chosen[name] = overrides
     return chosen
+
+
+def _feature_channels(config: profiles.RunConfig) -> int:
+    """The channels of the config's feature map (timm's feature info; no weights loaded)."""
+    import timm
+
+    from adtr.backbones import PIXELS
+
+    if config.backbone == PIXELS:
+        return 3 * config.feature_stride ** 2
+    model = timm.create_model(config.backbone, pretrained=False, features_only=True,
+                              out_indices=config.stages)
+    return sum(model.feature_info.channels())
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,13 @@ def test_shortcut_rows_and_what_the_page_says(tmp_path: Path) -> None:
     assert table.loc[("w/o Query", "before training"), "Slope of f̂ on f, anomalous"] == "0.000"
     assert table.loc[("Attn + Query (ADTR)", "last checkpoint"),
                      "Error ratio, anomalous / normal"] == "2.000"
+
+
+def test_the_pca_reference_is_left_out_where_it_would_copy_every_feature(tiny_root) -> None:
+    experiment = catalog.get("attention_query")
+    narrow = experiments.setup("smoke", data_root=str(tiny_root), seeds=[0])
+    assert "pca" in experiments.variants(narrow, experiment)  # d = 32 on 192 channels
+    wide = experiments.setup("smoke", data_root=str(tiny_root), seeds=[0], hidden_dim=192)
+    assert set(experiments.variants(wide, experiment)) == set(VARIANTS_4A)
+    pixels = experiments.variants(wide, catalog.get("target"))
+    assert "pca_pixels" in pixels and "pca" not in pixels  # 768 pixel channels, 192 features
