@@ -25,6 +25,11 @@ def mean_std(mean: float, std: float | None, seeds: int, digits: int = 1) -> str
     return text
 
 
+def interval(difference: float, low: float, high: float) -> str:
+    """A paired difference with its interval, in points: '+1.93 [+1.34, +2.41]'."""
+    return f"{difference:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def signed(delta: float, spread: float | None = None) -> str:
     """A difference in points: '+1.2', '-0.4 ± 0.3'; never '-0.0'."""
     text = f"{round(delta, 1) or 0.0:+.1f}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from adtr import catalog, stats
+from adtr.report.formatting import interval
 from adtr.report.loading import TITLES, Experiment, label
 
 #: The shortcut statistics as the page names them (those a table holds are shown).
@@ -22,7 +23,11 @@ SHORTCUT_COLUMNS = {
 
 
 def _probes(exp: Experiment) -> pd.DataFrame:
-    return pd.DataFrame(exp.table("shortcut"))
+    """The probes, with the error ratio where the table was written without it."""
+    probes = pd.DataFrame(exp.table("shortcut"))
+    if not probes.empty and "error_ratio" not in probes:
+        probes["error_ratio"] = probes["error_anomalous"] / probes["error_normal"]
+    return probes
 
 
 def _at(probes: pd.DataFrame, first: bool) -> pd.DataFrame:
@@ -38,8 +43,6 @@ def shortcut_table(exp: Experiment, by_kind: bool = False) -> pd.DataFrame:
     probes = _probes(exp)
     if probes.empty:
         return pd.DataFrame()
-    if "error_ratio" not in probes:
-        probes = probes.assign(error_ratio=probes["error_anomalous"] / probes["error_normal"])
     keys = ["variant", "kind"] if by_kind else ["variant"]
     columns = {k: v for k, v in SHORTCUT_COLUMNS.items() if k in probes}
     rows = []
@@ -63,7 +66,7 @@ def shortcut_statement(exp: Experiment) -> str:
     if probes.empty:
         return "No run recorded shortcut statistics."
     last = _at(probes, first=False).groupby("variant", sort=False).mean(numeric_only=True)
-    ratio = (last["error_anomalous"] / last["error_normal"]).sort_values(ascending=False)
+    ratio = last["error_ratio"].sort_values(ascending=False)
     said = ", ".join(f"{label(v)} {x:.2f}" for v, x in ratio.items())
     epoch = int(probes["epoch"].max())
     text = (f"At the last checkpoint (epoch {epoch}), the error at anomalous tokens over the "
@@ -97,7 +100,7 @@ def sensitivity_table(exp: Experiment) -> pd.DataFrame:
             row[name] = stats.claim_verdict(list(part["verdict"]))
         overall = group[group["category"] == "all"]
         row["Pairs (a − b, both categories)"] = "; ".join(
-            f"{label(r.a)} − {label(r.b)} {r.difference:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
+            f"{label(r.a)} − {label(r.b)} {interval(r.difference, r.low, r.high)}"
             for r in overall.itertuples())
         table.append(row)
     return pd.DataFrame(table)

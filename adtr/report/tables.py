@@ -9,7 +9,7 @@ import pandas as pd
 
 from adtr import catalog, stats
 from adtr.report.data import data_label
-from adtr.report.formatting import mean_std, percent, signed
+from adtr.report.formatting import interval, mean_std, percent, signed
 from adtr.report.loading import METRIC_NAMES, METRICS, PLUS_LABELS, Experiment, label
 from adtr.report.verdicts import (
     PAPER_DATA,
@@ -79,7 +79,7 @@ _REFERENCE_VERDICTS = {stats.BETTER: "a ahead", stats.WORSE: "a behind",
 
 
 def _interval_cell(row: dict[str, Any]) -> str:
-    return f"{row['difference']:+.2f} [{row['low']:+.2f}, {row['high']:+.2f}]"
+    return interval(row["difference"], row["low"], row["high"])
 
 
 def _cells_over_seeds(runs: pd.DataFrame, by: list[str], metric: str) -> pd.Series:

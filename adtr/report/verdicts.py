@@ -10,7 +10,7 @@ import pandas as pd
 
 from adtr import catalog, stats
 from adtr.catalog import Claim
-from adtr.report.formatting import signed
+from adtr.report.formatting import interval, signed
 from adtr.report.loading import METRICS, Experiment, paper_values
 from adtr.schema import unit_column
 
@@ -65,7 +65,7 @@ class Comparison:
 
     @property
     def shown(self) -> str:
-        return f"{self.difference:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
+        return interval(self.difference, self.low, self.high)
 
 
 @dataclass(frozen=True)
