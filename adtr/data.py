@@ -6,6 +6,10 @@ The layout (MVTec-AD's, also written by ``adtr.synth``)::
     <root>/<category>/test/good/*.png
     <root>/<category>/test/<defect>/*.png
     <root>/<category>/ground_truth/<defect>/<stem>_mask.png
+    <root>/<category>/twins/<defect>/<name>   (only ``adtr.synth`` writes these)
+
+``twins`` holds the defect-free twin of each anomalous test image (the same image before
+its defect was drawn in); the split readers never look there, :func:`twin_samples` does.
 
 Nothing is ever downloaded. Every problem is reported as a ``DataError`` naming the
 file or folder and what was expected; nothing is silently skipped, because a skipped
@@ -239,3 +243,52 @@ def describe_root(root: str | Path, category: str, train: list[Sample] | None = 
     if synthetic:
         info["generator"] = json.loads((Path(root) / "synth.json").read_text())
     return info
+
+
+TWINS_DIR = "twins"
+
+
+def twin_samples(root: str | Path, category: str, samples: list[Sample]) -> list[Sample]:
+    """The defect-free twin of each test sample, in the same order.
+
+    A good image is its own twin (the sample is returned as is). An anomalous image
+    ``test/<defect>/<name>`` has its twin at ``<root>/<category>/twins/<defect>/<name>``,
+    returned as a normal sample (label 0, defect "good", no mask: nothing in it is
+    anomalous); the defective sample at the same index keeps the mask of what differs.
+    Raises DataError naming the missing file when a twin is not there (only
+    ``adtr synth`` writes twins; real MVTec-AD has none), and for an anomalous sample that
+    does not lie in this category's ``test/<defect>`` folder.
+    """
+    folder = category_dir(root, category)
+    twins = []
+    for sample in samples:
+        if sample.label == 0:
+            twins.append(sample)
+            continue
+        twin = _twin_path(folder, sample)
+        if not twin.is_file():
+            raise DataError(f"anomalous test image {sample.image} has no defect-free twin; "
+                            f"expected {twin} (only data written by `adtr synth` has twins)")
+        twins.append(Sample(twin, 0, "good", None))
+    return twins
+
+
+def has_twins(root: str | Path, category: str) -> bool:
+    """Whether every anomalous test image of ``category`` has its twin file.
+
+    False for folders not written by ``adtr synth`` (real MVTec-AD); the test split must
+    be readable (DataError from :func:`list_samples` otherwise).
+    """
+    folder = category_dir(root, category)
+    anomalous = [s for s in list_samples(root, category, "test") if s.label == 1]
+    return all(_twin_path(folder, s).is_file() for s in anomalous)
+
+
+def _twin_path(folder: Path, sample: Sample) -> Path:
+    """Where the twin of an anomalous test sample of the category ``folder`` lies."""
+    expected_dir = folder / "test" / sample.defect
+    if sample.image.parent.resolve() != expected_dir.resolve():
+        raise DataError(f"anomalous sample {sample.image} is not in {expected_dir}; "
+                        "twins exist only for test samples of this category "
+                        "(list_samples(root, category, 'test'))")
+    return folder / TWINS_DIR / sample.defect / sample.image.name

@@ -28,7 +28,12 @@ The folder layout is MVTec-AD's, so the same loader reads both::
     <out>/<category>/test/good/000.png
     <out>/<category>/test/<defect_kind>/000.png
     <out>/<category>/ground_truth/<defect_kind>/000_mask.png
+    <out>/<category>/twins/<defect_kind>/000.png      (not in MVTec-AD, see below)
     <out>/synth.json          (what was generated, by which version, with which seed)
+
+``twins/`` holds each defective test image's defect-free twin (the same image before its
+defect was drawn in), so that a model's reconstruction of the two can be compared
+(``adtr.data.twin_samples``, ``adtr.scores.twin_pass_through``); MVTec-AD readers ignore it.
 """
 
 from __future__ import annotations
@@ -76,8 +81,9 @@ __all__ = [
     "generate",
 ]
 
-# Bump whenever the bytes produced for a given seed change.
-GENERATOR_VERSION = "2"
+# Bump whenever the bytes or the files produced for a given seed change
+# ("3": the twins/ folder of defect-free twins was added; no image changed).
+GENERATOR_VERSION = "3"
 
 # Category -> (tint of the darkest grey, tint of the brightest grey), as RGB in [0, 1].
 # A two-colour ramp keeps the photo's texture and gives a plausible material colour.
@@ -311,7 +317,8 @@ def example(
 ) -> tuple[Rgb, Rgb, Mask]:
     """The images that ``generate`` writes as ``test/<kind>/<index>``.
 
-    Returns (normal image, defective image, boolean mask).  With ``kind=None`` it is
+    Returns (normal image, defective image, boolean mask); ``generate`` writes the normal
+    image as the defective one's twin (``twins/<kind>/<index>``).  With ``kind=None`` it is
     ``test/good/<index>``: the defective image is the normal one and the mask is empty.
     """
     _check_choice("category", category, CATEGORIES)
@@ -361,9 +368,11 @@ def generate(
     gets no folder when there are fewer images than kinds).  The same arguments always
     give byte-identical files; each image depends only on (seed, category, split, kind,
     index), so asking for fewer categories or in another order does not change the
-    others.  Files in ``out`` that this generator did not write are left alone; its own
-    files from an earlier run are overwritten, and ones that the new counts no longer
-    include are removed.  See ``describe()``.
+    others.  Each defective test image's defect-free twin is written to
+    ``<category>/twins/<kind>/<name>.png`` (good test images have none).  Files in
+    ``out`` that this generator did not write are left alone; its own files from an
+    earlier run are overwritten, and ones that the new counts no longer include are
+    removed.  See ``describe()``.
     """
     cats = _check_categories(categories)
     _check_int("seed", seed, 0)
@@ -457,6 +466,7 @@ def _category_files(category: str, counts: Counts) -> list[str]:
             files += [
                 f"{category}/test/{kind}/{stem}.png",
                 f"{category}/ground_truth/{kind}/{stem}_mask.png",
+                f"{category}/twins/{kind}/{stem}.png",
             ]
     return files
 
@@ -464,7 +474,7 @@ def _category_files(category: str, counts: Counts) -> list[str]:
 def _write_category(
     root: Path, category: str, seed: int, size: int, counts: Counts, bar: tqdm
 ) -> set[str]:
-    """Write every image and mask of one category; return their relative paths."""
+    """Write every image, mask and defect-free twin of one category; return their paths."""
     for index, stem in enumerate(_names(counts["train"])):
         _atomic_write(
             root / category / "train" / "good" / f"{stem}.png",
@@ -477,8 +487,9 @@ def _write_category(
         bar.update()
     for kind, n in counts["defect"].items():
         for index, stem in enumerate(_names(n) if n else []):
-            _, image, mask = example(category, kind, seed=seed, index=index, image_size=size)
+            twin, image, mask = example(category, kind, seed=seed, index=index, image_size=size)
             _atomic_write(root / category / "test" / kind / f"{stem}.png", _png_bytes(image))
+            _atomic_write(root / category / "twins" / kind / f"{stem}.png", _png_bytes(twin))
             mask_u8 = mask.astype(np.uint8) * np.uint8(255)
             _atomic_write(
                 root / category / "ground_truth" / kind / f"{stem}_mask.png", _png_bytes(mask_u8)

@@ -90,3 +90,46 @@ def test_other_image_modes_become_normalised_rgb(tmp_path, mode) -> None:
     assert array.shape == (3, 16, 16) and size == (8, 8)
     white = (1.0 - data.IMAGENET_MEAN) / data.IMAGENET_STD
     np.testing.assert_allclose(array[:, 0, 0], white, rtol=1e-5)
+
+
+def test_twins_folder_is_not_read_as_a_split_and_not_a_stray(tiny_root: Path) -> None:
+    folder = tiny_root / "brick"
+    assert (folder / "twins").is_dir() and not (folder / "test" / "twins").exists()
+    test = data.list_samples(tiny_root, "brick", "test")
+    assert all("twins" not in s.image.parts for s in test)
+    assert {s.defect for s in test} == {"good", *[p.name for p in (folder / "twins").iterdir()]}
+    assert data.available_categories(tiny_root) == ["brick", "grass"]
+    assert data.describe_root(tiny_root, "brick")["n_test_anomalous"] == 5
+
+
+def test_twin_samples_pair_each_test_image_with_its_twin(tiny_root: Path) -> None:
+    test = data.list_samples(tiny_root, "brick", "test")
+    twins = data.twin_samples(tiny_root, "brick", test)
+    assert len(twins) == len(test) and data.has_twins(tiny_root, "brick")
+    for sample, twin in zip(test, twins, strict=True):
+        if sample.label == 0:
+            assert twin == sample  # a good image is its own twin
+            continue
+        assert twin == data.Sample(
+            tiny_root / "brick" / "twins" / sample.defect / sample.image.name, 0, "good", None)
+        image, _ = data.load_image(sample.image, 64)
+        normal, _ = data.load_image(twin.image, 64)
+        mask = data.load_masks([sample], 64)[0]
+        changed = (image != normal).any(axis=0)
+        np.testing.assert_array_equal(changed, mask)
+
+
+def test_a_missing_twin_is_named(tiny_root: Path, tmp_path: Path) -> None:
+    root = _copy(tiny_root, tmp_path)
+    missing = root / "brick" / "twins" / "hole" / "000.png"
+    missing.unlink()
+    test = data.list_samples(root, "brick", "test")
+    assert not data.has_twins(root, "brick")
+    with pytest.raises(DataError, match=f"no defect-free twin; expected {missing}"):
+        data.twin_samples(root, "brick", test)
+    # Good images alone need no twin files.
+    good = [s for s in test if s.label == 0]
+    assert data.twin_samples(root, "brick", good) == good
+    other = data.list_samples(tiny_root, "brick", "test")
+    with pytest.raises(DataError, match="is not in .*test/hole"):
+        data.twin_samples(root, "brick", [s for s in other if s.defect == "hole"])

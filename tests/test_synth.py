@@ -49,6 +49,7 @@ def test_layout_is_exactly_mvtec(dataset: tuple[Path, dict]) -> None:
         for kind in synth.DEFECT_KINDS[cat]:
             expected |= {f"{cat}/test/{kind}/{i:03d}.png" for i in range(2)}
             expected |= {f"{cat}/ground_truth/{kind}/{i:03d}_mask.png" for i in range(2)}
+            expected |= {f"{cat}/twins/{kind}/{i:03d}.png" for i in range(2)}
     assert set(_hashes(root)) == expected
 
 
@@ -129,6 +130,52 @@ def test_category_subset_and_order_do_not_change_bytes(
     assert {p: h for p, h in reversed_hashes.items() if p != "synth.json"} == {
         p: h for p, h in full.items() if p != "synth.json"
     }
+
+
+@pytest.fixture(scope="module")
+def every_kind(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 48-pixel images of every defect kind of every category, with their twins."""
+    out = tmp_path_factory.mktemp("every_kind")
+    most = max(len(kinds) for kinds in synth.DEFECT_KINDS.values())
+    synth.generate(out, categories=synth.CATEGORIES, n_train=1, n_test_good=1,
+                   n_test_defective=2 * most, image_size=48, progress=False)
+    return out
+
+
+def _read(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+@pytest.mark.parametrize(("category", "kind"), PAIRS)
+def test_written_twin_differs_from_its_image_exactly_inside_the_mask(
+    every_kind: Path, category: str, kind: str
+) -> None:
+    folder = every_kind / category
+    stems = sorted(p.stem for p in (folder / "test" / kind).glob("*.png"))
+    assert len(stems) >= 2
+    for stem in stems:
+        image = _read(folder / "test" / kind / f"{stem}.png")
+        twin = _read(folder / "twins" / kind / f"{stem}.png")
+        mask = _read(folder / "ground_truth" / kind / f"{stem}_mask.png") > 0
+        assert twin.shape == image.shape == (48, 48, 3) and twin.dtype == np.uint8
+        changed = (image != twin).any(axis=-1)
+        np.testing.assert_array_equal(changed, mask)  # equal outside, different inside
+        assert mask.mean() >= synth.area_range(category, kind)[0] > 0
+        # The twin is the normal image of the same key, not some other normal image.
+        index = int(stem)
+        np.testing.assert_array_equal(
+            twin, synth.example(category, kind, index=index, image_size=48)[0])
+    # Good test images are their own twins: none is written.
+    assert not (folder / "twins" / "good").exists()
+
+
+def test_twins_change_the_generator_version_and_are_removed_when_stale(tmp_path: Path) -> None:
+    assert synth.GENERATOR_VERSION == "3"
+    _generate(tmp_path, categories=["brick"], n_test_defective=10)
+    assert len(list((tmp_path / "brick/twins/hole").glob("*.png"))) == 2
+    _generate(tmp_path, categories=["brick"], n_test_defective=5)
+    assert sorted(p.name for p in (tmp_path / "brick/twins/hole").iterdir()) == ["000.png"]
 
 
 @pytest.mark.parametrize(("category", "kind"), PAIRS)
