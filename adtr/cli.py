@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adtr import profiles
-from adtr.errors import AdtrError
+from adtr.errors import AdtrError, ConfigError
 
 if TYPE_CHECKING:
     from adtr.schema import RunResult
@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="train on train/good, evaluate on test")
     fit.add_argument("--data-root", type=Path, help="MVTec-layout folder (default: profile's)")
-    fit.add_argument("--category", required=True)
+    fit.add_argument("--category", help="the category to train on and test")
+    fit.add_argument("--unified", action="store_true",
+                     help="one model for several categories (UniAD's protocol), tested on each")
+    fit.add_argument("--categories", nargs="+",
+                     help="--unified: the categories (default: every one in the data root)")
     fit.add_argument("--profile", default="cpu", help=f"one of {profiles.profile_names()}")
     fit.add_argument("--backbone", help="timm model name, e.g. efficientnet_b4")
     fit.add_argument("--weights", help="'imagenet' (default), 'random' or a state-dict file")
@@ -125,10 +129,29 @@ def _fit(args: argparse.Namespace) -> None:
         seed=args.seed, device=args.device, precision=args.precision,
         plus_anomalies=args.plus_anomalies, plus_epochs=args.plus_epochs,
     )
+    if args.unified:
+        _fit_unified(args, config)
+        return
+    if not args.category or args.categories:
+        raise ConfigError("fit needs --category (one category), or --unified with "
+                          "--categories (one model for several)")
     out = args.out or Path("runs") / config.profile / args.category
     run = pipeline.category_data(config, args.category)
     result = pipeline.fit(config, run, out, args.cache_dir, progress=not args.quiet)
     _print_metrics(result, out)
+
+
+def _fit_unified(args: argparse.Namespace, config: profiles.RunConfig) -> None:
+    from adtr import data, pipeline
+
+    if args.category:
+        raise ConfigError("--unified takes --categories (several), not --category")
+    categories = args.categories or data.available_categories(config.data_root)
+    out = args.out or Path("runs") / config.profile / "unified"
+    runs = [pipeline.category_data(config, category) for category in categories]
+    for result in pipeline.fit_unified(config, runs, out, args.cache_dir,
+                                       progress=not args.quiet):
+        _print_metrics(result, out / result.category)
 
 
 def _evaluate(args: argparse.Namespace) -> None:

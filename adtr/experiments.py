@@ -90,13 +90,15 @@ def setup(profile: str = "cpu", data_root: str | None = None,
           epochs: int | None = None, image_size: int | None = None,
           seeds: list[int] | None = None, device: str | None = None,
           results_dir: str = "results", runs_dir: str = "runs", schedule: str = "main",
-          **overrides: Any) -> Setup:
+          max_seeds: int = 0, **overrides: Any) -> Setup:
     """Resolve a notebook's parameters; generate the offline data set if it is missing.
 
     ``None`` means "the profile's value"; ``schedule`` ("main", "oneclass": the experiment's
     ``catalog`` entry says which) applies that schedule's overrides
-    (``profiles.SCHEDULES``). Only the offline profiles generate data: the ``paper``
-    profile expects MVTec-AD at ``data_root`` and says so if it is absent.
+    (``profiles.SCHEDULES``). ``max_seeds`` (the experiment's, 0 = all): at most that many
+    of the profile's seeds when ``seeds`` is not given. Only the offline profiles generate
+    data: the ``paper`` profile expects MVTec-AD at ``data_root`` and says so if it is
+    absent.
     """
     base = profiles.resolve(profile, schedule, data_root=data_root, backbone=backbone,
                             epochs=epochs, image_size=image_size, device=device, **overrides)
@@ -117,7 +119,10 @@ def setup(profile: str = "cpu", data_root: str | None = None,
         test_samples = data.list_samples(root, category, "test")
         info[category] = data.describe_root(root, category, train_samples, test_samples)
         samples += train_samples + test_samples
-    return Setup(base, chosen, _seeds(profile, seeds), absolute(results_dir),
+    chosen_seeds = _seeds(profile, seeds)
+    if max_seeds and not seeds:
+        chosen_seeds = chosen_seeds[:max_seeds]
+    return Setup(base, chosen, chosen_seeds, absolute(results_dir),
                  absolute(runs_dir), info, data.samples_digest(samples))
 
 
@@ -288,12 +293,13 @@ def run_one(setup: AnySetup, unit: Any, seed: int, progress: bool = False, wait:
         base_checkpoint=base_checkpoint), wait)
 
 
-def shared_run(out: Path, key: str, compute: Callable[[Path], RunResult],
-               wait: bool = True) -> RunResult | None:
+def shared_run(out: Path, key: str, compute: Callable[[Path], Any], wait: bool = True,
+               parts: list[str] | None = None) -> Any | None:
     """The result in ``out/metrics.json`` when it is the run with ``key``, else
-    ``compute(out)``, which must write that file. Under a file lock: notebooks running side
-    by side that need the same run train it once (the others wait, then read it; with
-    ``wait=False`` they get None at once and can do other runs first)."""
+    ``compute(out)``, which must write that file. With ``parts`` (a unified run's
+    categories), the results in ``out/<part>/metrics.json``, a list. Under a file lock:
+    notebooks running side by side that need the same run train it once (the others wait,
+    then read it; with ``wait=False`` they get None at once and can do other runs first)."""
     out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(out / ".lock")
     try:
@@ -301,18 +307,30 @@ def shared_run(out: Path, key: str, compute: Callable[[Path], RunResult],
     except Timeout:
         return None
     try:
-        metrics_file = out / "metrics.json"
-        if metrics_file.is_file():
-            try:
-                result = RunResult.read(metrics_file)
-            except SchemaError as error:
-                print(f"{error}; computing the run again")
-            else:
-                if result.record.run_key == key:
-                    return result
+        files = [out / part / "metrics.json" for part in parts] if parts else [out / "metrics.json"]
+        finished = _finished(files, key)
+        if finished is not None:
+            return finished if parts else finished[0]
         return compute(out)
     finally:
         lock.release()
+
+
+def _finished(files: list[Path], key: str) -> list[RunResult] | None:
+    """The results in ``files`` when each is there and is the run with ``key``."""
+    results = []
+    for path in files:
+        if not path.is_file():
+            return None
+        try:
+            result = RunResult.read(path)
+        except SchemaError as error:
+            print(f"{error}; computing the run again")
+            return None
+        if result.record.run_key != key:
+            return None
+        results.append(result)
+    return results
 
 
 def run_all(jobs: list[Any], run: Callable[[Any, bool], Any | None],
@@ -342,15 +360,49 @@ def run_grid(setup: AnySetup, grid: dict[str, dict[str, Any]], progress: bool = 
     jobs = [(name, unit, seed) for name in grid for unit in setup.units for seed in setup.seeds]
     results = run_all(jobs, lambda job, wait: run_one(setup, job[1], job[2], wait=wait,
                                                       **grid[job[0]]), progress)
+    return results_table(setup, [(*job, result)
+                                 for job, result in zip(jobs, results, strict=True)])
+
+
+def results_table(setup: AnySetup, runs: list[tuple[str, Any, int, RunResult]]
+           ) -> tuple[pd.DataFrame, list[RunRecord]]:
+    """(variant, category or class, seed, result) of each run as a table of metrics, and
+    the runs' records."""
     unit_field = "category" if isinstance(setup, Setup) else "class_name"
     rows = []
-    for (name, unit, seed), result in zip(jobs, results, strict=True):
+    for name, unit, seed, result in runs:
         record = result.record
         rows.append(RunRow(variant=name, seed=seed, **{unit_field: setup.unit_name(unit)},
                            **result.metrics(),
-                           backbone=record.backbone["name"], epochs=record.config["epochs"],
+                           backbone=record.backbone["name"],
+                           epochs=None if record.experiment == "peer"
+                           else record.config["epochs"],
                            wall_time_s=record.wall_time_s).to_dict())
-    return pd.DataFrame(rows), [result.record for result in results]
+    return pd.DataFrame(rows), [result.record for *_, result in runs]
+
+
+def run_unified(setup: Setup, seed: int, progress: bool = False, wait: bool = True,
+                **overrides: Any) -> list[RunResult] | None:
+    """The unified run of a seed: one model trained on every category of the set-up,
+    tested on each (``pipeline.fit_unified``), in ``runs/<profile>/unified/``; read back
+    when it is done already. One result per category, in the set-up's order."""
+    config = profiles.with_overrides(setup.base, seed=seed, **overrides)
+    runs = [setup.run_data(config, category) for category in setup.categories]
+    key = pipeline.unified_key(config, runs)
+    folder = setup.runs_dir / config.profile / "unified" / f"{config.variant}-{key}"
+    return shared_run(folder, key, lambda out: pipeline.fit_unified(
+        config, runs, out, progress=progress), wait, parts=setup.categories)
+
+
+def run_unified_grid(setup: Setup, name: str = "unified", progress: bool = True,
+                     **overrides: Any) -> tuple[pd.DataFrame, list[RunRecord]]:
+    """The unified run of every seed, as ``run_grid``'s table (variant ``name``)."""
+    results = run_all(setup.seeds, lambda seed, wait: run_unified(
+        setup, seed, wait=wait, **overrides), progress)
+    return results_table(setup, [(name, category, seed, result)
+                          for seed, per_category in zip(setup.seeds, results, strict=True)
+                          for category, result in zip(setup.categories, per_category,
+                                                      strict=True)])
 
 
 def summarize(runs: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
@@ -399,14 +451,16 @@ def comparison_table(summary: pd.DataFrame, experiment: catalog.Experiment) -> p
 
 
 def comparisons(experiment: catalog.Experiment, ran: set[str]) -> list[tuple[str, str, bool]]:
-    """(a, b, part of the claim) for the claim's pairs that ran, then each training-free
-    reference row against the variant the claim favours first."""
+    """(a, b, part of the claim) for the claim's pairs that ran (or, for an experiment
+    beyond the paper, its ``pairs``), then each training-free reference row against the
+    variant the claim favours first."""
     claim = experiment.claim
     pairs = [(a, b, True) for a, b in (claim.comparisons if claim else ())
              if a in ran and b in ran]
+    pairs += [(a, b, False) for a, b in experiment.pairs if a in ran and b in ran]
     if pairs:
-        pairs += [(pairs[0][0], v.name, False) for v in experiment.variants
-                  if v.reference and v.name in ran]
+        pairs += [(v.reference_for or pairs[0][0], v.name, False) for v in experiment.variants
+                  if v.reference and v.name in ran and (v.reference_for or pairs[0][0]) in ran]
     return pairs
 
 
@@ -420,8 +474,7 @@ def intervals(experiment: catalog.Experiment, runs: pd.DataFrame, records: list[
     unit = unit_column(runs.columns)
     scores: dict[tuple[str, str, int], Path] = {}
     for row, record in zip(runs.to_dict(orient="records"), records, strict=True):
-        scores[row["variant"], str(row[unit]), row["seed"]] = (
-            Path(record.checkpoint).parent / pipeline.SCORES_FILE)
+        scores[row["variant"], str(row[unit]), row["seed"]] = pipeline.scores_path(record)
     rows = []
     for a, b, claimed in comparisons(experiment, set(runs["variant"])):
         groups = {}
@@ -437,6 +490,22 @@ def intervals(experiment: catalog.Experiment, runs: pd.DataFrame, records: list[
                          "verdict": interval.verdict, "seeds": len(groups.get(category, ()))
                          if category != "all" else max(map(len, groups.values()))})
     return pd.DataFrame(rows)
+
+
+#: What a run's record says it cost (``adtr.cost``): seconds and peak MiB above the start.
+COST_FIELDS = ("train_s", "train_peak_mb", "test_s", "test_peak_mb")
+
+
+def cost_table(runs: pd.DataFrame, records: list[RunRecord]) -> pd.DataFrame:
+    """Per variant and category, the mean over seeds of each run's training and testing
+    time and peak memory (NaN where a record has none: runs written before costs were
+    recorded). A unified model's training is the same one for all its categories."""
+    rows = [{"variant": row["variant"], "category": row["category"],
+             **{name: (record.cost or {}).get(name, np.nan) for name in COST_FIELDS}}
+            for row, record in zip(runs.to_dict(orient="records"), records, strict=True)]
+    frame = pd.DataFrame(rows)
+    return frame.groupby(["variant", "category"], sort=False)[list(COST_FIELDS)].mean(
+        ).reset_index()
 
 
 def experiment_dir(setup: AnySetup, experiment: str) -> Path:

@@ -250,7 +250,7 @@ class ResidualBlock(nn.Module):
 
 class ConvReconstructor(nn.Module):
     """``cnn``: residual blocks on the token grid, one per transformer layer: 18 d^2
-    weights a block against 12 d^2 (encoder) and 20 d^2 (decoder) a transformer layer."""
+    weights a block against 12 d^2 (encoder) and 16 d^2 (decoder) a transformer layer."""
 
     def __init__(self, dim: int, grid: int, config: RunConfig) -> None:
         super().__init__()

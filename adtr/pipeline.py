@@ -12,7 +12,7 @@ A run trains on normal images and is tested on a test set, both described by a `
 trains (or is given) the ADTR model of the same parameters and fine-tunes it with
 anomalies. It then evaluates on the test set and writes ``OUT/metrics.json``.
 ``evaluate`` scores a finished checkpoint on another data root. Both also write the test
-set's scores in a form that can be resampled (``OUT/scores.npz``, ``stats.RunScores``), for
+set's scores in a form that can be resampled (``OUT/scores.npz``, ``scores.RunScores``), for
 the paired confidence intervals of the experiments. A reconstruction run with pixel labels
 also looks at its model before training and at every checkpoint (``shortcut_probe``): the
 identity-shortcut statistics of the paper's Eq. 4-5 over training.
@@ -38,7 +38,7 @@ import timm
 import torch
 from torch import Tensor
 
-from adtr import data, metrics, plus, stats, train
+from adtr import cost, data, metrics, plus, scores, train
 from adtr.backbones import PIXELS, build_extractor, resolve_weights
 from adtr.errors import AdtrError
 from adtr.features import (
@@ -196,7 +196,7 @@ def _check_anomalies(config: RunConfig, run: RunData) -> None:
 
 def _test_folders(config: RunConfig, run: RunData) -> list[Path]:
     root = data.category_dir(config.data_root, run.name)
-    return [root / "test", root / "ground_truth"]
+    return [root / "test", root / "ground_truth", root / data.TWINS_DIR]
 
 
 def plus_objective(config: RunConfig, run: RunData, features: Features, device: torch.device,
@@ -263,25 +263,43 @@ def fine_tune(config: RunConfig, run: RunData, train_features: Tensor, base_chec
 ANOMALOUS_TOKEN = 0.5
 
 
-def shortcut_probe(config: RunConfig, run: RunData, test_features: Tensor,
-                   device: torch.device) -> train.Probe:
-    """The identity-shortcut statistics of the model on the test set (``stats``): the
+def shortcut_probe(config: RunConfig, run: RunData, features: Features, device: torch.device,
+                   cache_dir: Path | None = None, progress: bool = True) -> train.Probe:
+    """The identity-shortcut statistics of the model on the test set (``adtr.scores``): the
     pass-through (slope of f_hat on f) and the reconstruction error at anomalous and at
-    normal tokens, the normal-error tail, and pixel AUROC (binned, ``stats.RunScores``)."""
+    normal tokens, the normal-error tail, and pixel AUROC (binned, ``scores.RunScores``).
+    Where the data has each defective image's defect-free twin (``adtr synth`` writes them),
+    also the twin pass-through: the slope of (f_hat - f_hat_twin) on (f - f_twin) at
+    anomalous tokens, how much of the defect's own deviation the reconstruction keeps."""
     masks = data.load_masks(run.test, config.image_size)
-    grid = test_features.shape[-1]
-    fraction = stats.token_fraction(masks, grid)
+    grid = features.test.shape[-1]
+    fraction = scores.token_fraction(masks, grid)
     anomalous, normal = fraction >= ANOMALOUS_TOKEN, fraction == 0
+    twins, defective = None, np.flatnonzero(run.labels == 1)
+    if data.has_twins(config.data_root, run.name) and defective.size:
+        # A good image is its own twin (its deviation is 0): only defective ones count.
+        twins = cached_features(features.extractor,
+                                data.twin_samples(config.data_root, run.name,
+                                                  [run.test[i] for i in defective]),
+                                config.image_size, device,
+                                default_cache_dir() if cache_dir is None else cache_dir,
+                                progress, f"{run.name} twin features")
 
     def probe(epoch: int, model: torch.nn.Module, standardizer: train.Standardizer
               ) -> dict[str, float]:
-        inputs, outputs = train.reconstructions(model, standardizer, test_features, device,
+        inputs, outputs = train.reconstructions(model, standardizer, features.test, device,
                                                 precision=config.precision)
-        values = stats.shortcut_stats(inputs.numpy(), outputs.numpy(), anomalous, normal)
-        maps, scores = train.maps_and_scores(inputs - outputs, config)
-        binned = stats.run_scores(run.labels, scores, masks, maps)
-        values["pixel_auroc"] = float(stats.metric_values(binned, "pixel_auroc",
-                                                          np.ones((1, len(scores))))[0])
+        values = scores.shortcut_stats(inputs.numpy(), outputs.numpy(), anomalous, normal)
+        if twins is not None:
+            twin_in, twin_out = train.reconstructions(model, standardizer, twins, device,
+                                                      precision=config.precision)
+            values["twin_pass_through"] = scores.twin_pass_through(
+                inputs[defective].numpy(), outputs[defective].numpy(), twin_in.numpy(),
+                twin_out.numpy(), anomalous[defective])
+        maps, image_scores = train.maps_and_scores(inputs - outputs, config)
+        binned = scores.run_scores(run.labels, image_scores, masks, maps)
+        values["pixel_auroc"] = float(scores.metric_values(
+            binned, "pixel_auroc", np.ones((1, len(image_scores))))[0])
         values["loss"] = float(((inputs - outputs) ** 2).mean())
         return values
 
@@ -304,31 +322,100 @@ def fit(config: RunConfig, run: RunData, out_dir: str | Path, cache_dir: Path | 
     device = train.pick_device(config.device)
     features = extract_features(config, run, device, cache_dir, progress)
     extra: dict[str, Any] = {}
+    spent: dict[str, float] = {}  # training's and testing's time and peak memory (adtr.cost)
     if plus_run:
         if base_checkpoint is None:
             base = fit(replace(config, objective=RECONSTRUCTION), run, out_dir / "base",
                        cache_dir, progress)
             base_checkpoint = Path(base.record.checkpoint)
         objective = plus_objective(config, run, features, device, cache_dir, progress)
-        model, standardizer, history, extra = fine_tune(
-            config, run, features.train, Path(base_checkpoint), out_dir, device, objective,
-            progress)
+        with cost.measure(spent, "train", device):
+            model, standardizer, history, extra = fine_tune(
+                config, run, features.train, Path(base_checkpoint), out_dir, device,
+                objective, progress)
     else:
-        probe = (shortcut_probe(config, run, features.test, device)
+        probe = (shortcut_probe(config, run, features, device, cache_dir, progress)
                  if run.pixel_labels and config.variant != "pca" else None)
-        model, standardizer, history = train.train(
-            config, run.name, features.train, out_dir, device, progress,
-            identity={"data": run.digest}, probe=probe)
+        with cost.measure(spent, "train", device):
+            model, standardizer, history = train.train(
+                config, run.name, features.train, out_dir, device, progress,
+                identity={"data": run.digest}, probe=probe)
         extra["probes"] = history.get("probes") or None
-    result, scores = _evaluate(model, standardizer, config, run, features, device)
+    with cost.measure(spent, "test", device):
+        result, test_scores = _evaluate(model, standardizer, config, run, features, device)
     record = replace(
         result.record, epochs_trained=len(history["epoch_loss"]),
         loss_history=history["epoch_loss"], wall_time_s=round(time.perf_counter() - started, 2),
-        checkpoint=str(out_dir / "checkpoint.pt"), run_key=run_key(config, run), **extra)
+        checkpoint=str(out_dir / "checkpoint.pt"), run_key=run_key(config, run), cost=spent,
+        scores=str(out_dir / SCORES_FILE), **extra)
     result = replace(result, record=record)
-    scores.save(out_dir / SCORES_FILE)
+    test_scores.save(out_dir / SCORES_FILE)
     result.write(out_dir / "metrics.json")  # last: a run is finished when this exists
     return result
+
+
+def unified_key(config: RunConfig, runs: list[RunData]) -> str:
+    """``run_key`` of one model trained on the training images of every run in ``runs``."""
+    keys = sorted(f"{run.name}:{run_key(config, run)}" for run in runs)
+    return hashlib.sha256(json.dumps(["unified", *keys]).encode()).hexdigest()[:12]
+
+
+def fit_unified(config: RunConfig, runs: list[RunData], out_dir: str | Path,
+                cache_dir: Path | None = None, progress: bool = True) -> list[RunResult]:
+    """The unified setting (UniAD's protocol): one model trained on the normal training
+    images of all ``runs`` (categories) together, then tested on each category's test set.
+
+    Writes ``OUT/checkpoint.pt`` and, per category, ``OUT/<category>/metrics.json`` and
+    its scores; returns one result per category, in the order of ``runs``. The paper
+    trains one model per category (``fit``); this is its method under the other protocol,
+    with the same parameters and epochs (so a unified model takes as many optimiser steps
+    as all per-category models together).
+    """
+    if len(runs) < 2 or not all(run.pixel_labels for run in runs):
+        raise AdtrError("the unified setting needs at least two categories with pixel masks, "
+                        f"got {[run.name for run in runs]}")
+    if config.objective != RECONSTRUCTION or config.variant == "pca":
+        raise AdtrError("the unified setting trains ADTR's reconstruction objective; got "
+                        f"objective {config.objective!r}, variant {config.variant!r}")
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    device = train.pick_device(config.device)
+    features = [extract_features(config, run, device, cache_dir, progress) for run in runs]
+    names = [run.name for run in runs]
+    spent: dict[str, float] = {}
+    key = unified_key(config, runs)
+    with cost.measure(spent, "train", device):
+        model, standardizer, history = train.train(
+            config, "unified: " + ", ".join(names), torch.cat([f.train for f in features]),
+            out_dir, device, progress, identity={"data": [run.digest for run in runs]})
+    results = []
+    for run, run_features in zip(runs, features, strict=True):
+        tested: dict[str, float] = {}
+        with cost.measure(tested, "test", device):
+            result, test_scores = _evaluate(model, standardizer, config, run, run_features,
+                                            device)
+        record = replace(
+            result.record, experiment="unified", trained_on="unified", units=names,
+            epochs_trained=len(history["epoch_loss"]), loss_history=history["epoch_loss"],
+            wall_time_s=round(time.perf_counter() - started, 2),
+            checkpoint=str(out_dir / "checkpoint.pt"), run_key=key, cost=spent | tested,
+            scores=str(out_dir / run.name / SCORES_FILE))
+        result = replace(result, record=record)
+        results.append(result)
+        test_scores.save(out_dir / run.name / SCORES_FILE)
+        result.write(out_dir / run.name / "metrics.json")  # last: this category is finished
+    return results
+
+
+def scores_path(record: RunRecord) -> Path:
+    """Where a run's test-set scores are (``SCORES_FILE``, beside its metrics): as its
+    record says, or for a record written before records said so, beside its checkpoint."""
+    if record.scores:
+        return Path(record.scores)
+    if not record.checkpoint:
+        raise AdtrError(f"the {record.variant} run of {record.category} records neither its "
+                        "scores nor a checkpoint")
+    return Path(record.checkpoint).parent / SCORES_FILE
 
 
 def score_test_set(model: torch.nn.Module, standardizer: train.Standardizer, config: RunConfig,
@@ -342,15 +429,16 @@ def score_test_set(model: torch.nn.Module, standardizer: train.Standardizer, con
     return None, anomaly_map(diff, torch.zeros_like(diff)).mean(dim=(1, 2)).numpy()
 
 
-#: The test set's resamplable scores beside a run's metrics.json (``stats.RunScores``).
+#: The test set's resamplable scores beside a run's metrics.json (``scores.RunScores``).
 SCORES_FILE = "scores.npz"
 
 
 def _evaluate(model: torch.nn.Module, standardizer: train.Standardizer, config: RunConfig,
               run: RunData, features: Features, device: torch.device
-              ) -> tuple[RunResult, stats.RunScores]:
-    maps, scores = score_test_set(model, standardizer, config, run, features.test, device)
-    values = {"image_auroc": metrics.image_auroc(run.labels, scores)}
+              ) -> tuple[RunResult, scores.RunScores]:
+    maps, image_scores = score_test_set(model, standardizer, config, run, features.test,
+                                        device)
+    values = {"image_auroc": metrics.image_auroc(run.labels, image_scores)}
     masks = None
     if maps is not None:
         masks = data.load_masks(run.test, config.image_size)
@@ -364,7 +452,7 @@ def _evaluate(model: torch.nn.Module, standardizer: train.Standardizer, config: 
                   "precision": backbone_precision(device)},
         seed=config.seed, environment=environment(str(device)), score=run.score))
     return (RunResult(category=run.name, record=record, **values),
-            stats.run_scores(run.labels, scores, masks, maps))
+            scores.run_scores(run.labels, image_scores, masks, maps))
 
 
 def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
@@ -382,12 +470,13 @@ def evaluate(checkpoint: str | Path, data_root: str | Path, category: str,
     torch_device = train.pick_device(device)
     run = category_data(config, category)
     features = extract_features(config, run, torch_device, cache_dir, progress)
-    result, scores = _evaluate(model, standardizer, config, run, features, torch_device)
+    result, test_scores = _evaluate(model, standardizer, config, run, features, torch_device)
+    out = checkpoint.parent if out_dir is None else Path(out_dir)
     record = replace(result.record, experiment="evaluate", checkpoint=str(checkpoint),
                      trained_on=state["category"], epochs_trained=state["epoch"],
-                     wall_time_s=round(time.perf_counter() - started, 2))
+                     wall_time_s=round(time.perf_counter() - started, 2),
+                     scores=str(out / SCORES_FILE))
     result = replace(result, record=record)
-    out = checkpoint.parent if out_dir is None else Path(out_dir)
-    scores.save(out / SCORES_FILE)
+    test_scores.save(out / SCORES_FILE)
     result.write(out / "metrics.json")
     return result

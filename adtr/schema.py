@@ -18,9 +18,12 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from adtr.catalog import METRICS
 from adtr.errors import SchemaError
 from adtr.records import write_json
+
+#: The metrics every MVTec-layout run reports, and their names for readers.
+METRICS = ("image_auroc", "pixel_auroc", "aupro")
+METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
 
 
 def unit_column(columns: Any) -> str:
@@ -82,6 +85,10 @@ class RunRecord:
     anomalies: dict[str, Any] | None = None  # ADTR+: where its anomalies came from
     # the identity-shortcut statistics of the test set at checkpoints (``pipeline.fit``)
     probes: list[dict[str, float]] | None = None
+    # seconds and peak memory (MiB above the start) of training and testing (``adtr.cost``)
+    cost: dict[str, float] | None = None
+    units: list[str] | None = None  # a unified run: the categories it was trained on
+    scores: str | None = None  # the test set's resamplable scores (``pipeline.SCORES_FILE``)
 
     @property
     def method(self) -> str:
@@ -220,7 +227,8 @@ class ExperimentRecord:
 
 
 #: Tables an experiment may add to its file beside runs and summary.
-TABLES = ("per_category", "per_class", "separation", "intervals", "shortcut", "sensitivity")
+TABLES = ("per_category", "per_class", "separation", "intervals", "shortcut", "sensitivity",
+          "cost", "peers")
 
 
 @dataclass(frozen=True)

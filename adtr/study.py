@@ -24,7 +24,8 @@ MVTEC_TEXTURES = ("carpet", "grid", "leather", "tile", "wood")
 
 #: The statistics of a probe, in the order the page shows them; ``error_ratio`` (anomalous
 #: over normal error: how much of the anomaly the map shows) is derived from two of them.
-SHORTCUT_STATS = ("pass_through_anomalous", "pass_through_normal", "error_anomalous",
+SHORTCUT_STATS = ("twin_pass_through", "pass_through_anomalous", "pass_through_normal",
+                  "error_anomalous",
                   "error_normal", "error_ratio", "anomalous_above_normal_p99",
                   "error_normal_p99", "pixel_auroc", "loss")
 
@@ -91,11 +92,12 @@ def sensitivity_grid(setup: experiments.Setup) -> dict[str, dict[str, Any]]:
 def sensitivity_verdicts(runs: pd.DataFrame, records: list[RunRecord]) -> pd.DataFrame:
     """Every claim's intervals in every setting, on each category and over both
     (``experiments.intervals``), with the setting and claim beside each row."""
+    runs = runs.reset_index(drop=True)  # row i is records[i], as run_grid returns them
     keys = runs["variant"].str.split("/", expand=True)
     frames = []
     for (setting, claim), index in runs.groupby([keys[0], keys[1]], sort=False).groups.items():
         subset = runs.loc[index].assign(variant=keys.loc[index, 2])
-        chosen = [records[i] for i in index]  # run_grid's rows: 0, 1, ... as its records
+        chosen = [records[i] for i in index]
         table = experiments.intervals(catalog.get(claim), subset.reset_index(drop=True), chosen)
         frames.append(table.assign(setting=setting, claim_of=claim))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

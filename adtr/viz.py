@@ -134,8 +134,40 @@ def paired(table: pd.DataFrame, metric: str, labels: dict[str, str]) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel(f"{METRIC_NAMES.get(metric, metric)} (%); small dots: single seeds")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(variants),
-              frameon=False)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              ncol=min(len(variants), 2), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+#: The cost figure's panels: (column of ``experiments.cost_table``, axis label).
+_COST_PANELS = (("train_s", "training time (s)"), ("test_s", "testing time (s)"),
+                ("train_peak_mb", "peak memory in training\n(MiB above the start)"))
+
+
+def cost_bars(cost: pd.DataFrame, labels: dict[str, str]) -> Figure:
+    """Per category, each method's training and testing time (log scale) and peak memory
+    in training: one bar per method, from ``experiments.cost_table``."""
+    groups = list(dict.fromkeys(cost["category"]))
+    variants = list(dict.fromkeys(cost["variant"]))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, len(_COST_PANELS), figsize=(11, 0.45 * len(groups) + 1.6),
+                             sharey=True)
+    height = 0.8 / len(variants)
+    for ax, (column, label) in zip(axes, _COST_PANELS, strict=True):
+        for v, variant in enumerate(variants):
+            rows = cost[cost["variant"] == variant].set_index("category").reindex(groups)
+            y = np.arange(len(groups)) + (v - (len(variants) - 1) / 2) * height
+            ax.barh(y, rows[column], height=height, color=colours[v % len(colours)],
+                    label=labels.get(variant, variant))
+        if column.endswith("_s"):
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(np.arange(len(groups)), groups)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0),
+                   ncol=len(variants), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -145,6 +177,8 @@ _SHORTCUT_PANELS = (
     (("error_ratio",), "error at anomalous / at normal tokens\n(how much of the anomaly shows)"),
     (("anomalous_above_normal_p99",),
      "share of anomalous tokens above\nthe normal tokens' 99th percentile"),
+    (("twin_pass_through",),
+     "twin pass-through at anomalous tokens\n(Δf̂ on Δf against the defect-free twin; 1 = copy)"),
     (("pass_through_anomalous", "pass_through_normal"),
      "slope of f̂ on f (1 = copy)\nsolid: anomalous tokens, dashed: normal"),
     (("error_normal_p99",), "normal-error tail\n(99th percentile, normal tokens)"),
@@ -155,9 +189,11 @@ _SHORTCUT_PANELS = (
 def shortcut_curves(summary: pd.DataFrame, labels: dict[str, str], title: str = "") -> Figure:
     """The identity-shortcut statistics over training, one line per variant (``summary``:
     ``study.shortcut_summary``, means over categories and seeds per variant and epoch)."""
-    fig, axes = plt.subplots(1, len(_SHORTCUT_PANELS), figsize=(3.5 * len(_SHORTCUT_PANELS), 3.4))
+    n_rows = (len(_SHORTCUT_PANELS) + 2) // 3
+    fig, axes = plt.subplots(n_rows, 3, figsize=(11.5, 3.4 * n_rows), squeeze=False)
+    axes = axes.ravel()
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (columns, ylabel) in zip(axes, _SHORTCUT_PANELS, strict=True):
+    for ax, (columns, ylabel) in zip(axes, _SHORTCUT_PANELS, strict=False):
         groups = summary.groupby("variant", sort=False)
         for colour, (variant, rows) in zip(colours * 2, groups, strict=False):
             for column, style in zip(columns, ("-", "--")[:len(columns)], strict=True):
@@ -169,7 +205,8 @@ def shortcut_curves(summary: pd.DataFrame, labels: dict[str, str], title: str = 
         ax.grid(alpha=0.3)
     axes[0].axhline(1.0, color="grey", lw=0.8, ls=":")
     axes[0].text(0, 1.0, " no difference", va="bottom", fontsize=7, color="grey")
-    axes[2].axhline(1.0, color="grey", lw=0.8, ls=":")
+    for ax in axes[2:4]:
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()

@@ -60,7 +60,7 @@ def test_truncated_feature_cache_is_reported_and_rebuilt(tiny_root, tmp_path, ca
     assert _cli_fit(tiny_root, tmp_path / "a") == 0
     first = json.loads((tmp_path / "a" / "metrics.json").read_text())
     cached = sorted((features.default_cache_dir() / "features").glob("*.pt"))
-    assert len(cached) == 2  # train and test
+    assert len(cached) == 3  # train, test and the defective test images' twins
     cached[0].write_bytes(cached[0].read_bytes()[:200])
     features.clear_memory_cache()
     capsys.readouterr()

@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -74,9 +75,11 @@ def test_training_epochs_never_rerun_the_backbone(tiny_root, tmp_path, monkeypat
     monkeypatch.setattr(backbones.FeatureExtractor, "forward",
                         lambda self, x: calls.append(len(x)) or original(self, x))
     _fit(tiny_root, tmp_path / "a", "--epochs", "3")
-    assert sum(calls) == 4 + 7  # each train and test image once, not once per epoch
+    # each train and test image once, not once per epoch, and the defective images' twins
+    # once (for the shortcut probe)
+    assert sum(calls) == 4 + 7 + 5
     _fit(tiny_root, tmp_path / "b", "--epochs", "2", "--seed", "1")
-    assert sum(calls) == 4 + 7  # same images and extractor: served from the cache
+    assert sum(calls) == 4 + 7 + 5  # same images and extractor: served from the cache
 
 
 def test_fit_runs_unchanged_on_an_mvtec_folder(tiny_root, tmp_path) -> None:
@@ -194,7 +197,8 @@ def test_a_fit_records_shortcut_probes_and_resamplable_scores(tiny_root, tmp_pat
     assert [p["epoch"] for p in probes] == [0, 1, 2]
     for probe in probes:
         assert set(probe) >= {"pass_through_anomalous", "pass_through_normal", "error_normal",
-                              "error_anomalous", "error_normal_p99", "pixel_auroc"}
+                              "error_anomalous", "error_normal_p99", "pixel_auroc",
+                              "twin_pass_through"}
     assert probes[-1]["pixel_auroc"] == pytest.approx(result.pixel_auroc, abs=2e-3)
 
     scores = stats.RunScores.load(tmp_path / "run" / pipeline.SCORES_FILE)
@@ -208,15 +212,18 @@ def test_a_fit_records_shortcut_probes_and_resamplable_scores(tiny_root, tmp_pat
                           tmp_path / "pca", progress=False)
     assert unseen.record.probes is None and unseen.record.epochs_trained == 0
 
-    def blind(*_: object) -> dict:
-        return {}
-
-    features = torch.randn(4, 8, 8, 8, generator=torch.Generator().manual_seed(0))
-    looked, _, history = train.train(config, "brick", features, tmp_path / "a",
-                                     torch.device("cpu"), progress=False, probe=blind)
-    plain, _, unwatched = train.train(config, "brick", features, tmp_path / "b",
-                                      torch.device("cpu"), progress=False)
+    # Looking does not change training: the real probe (eval mode, the twins' features
+    # too), with dropout on, against the same training unwatched.
+    watched_config = profiles.with_overrides(config, dropout=0.1)
+    device = torch.device("cpu")
+    features = pipeline.extract_features(watched_config, run, device, progress=False)
+    probe = pipeline.shortcut_probe(watched_config, run, features, device, progress=False)
+    looked, _, history = train.train(watched_config, "brick", features.train, tmp_path / "a",
+                                     device, progress=False, probe=probe)
+    plain, _, unwatched = train.train(watched_config, "brick", features.train, tmp_path / "b",
+                                      device, progress=False)
     assert len(history["probes"]) == 3 and unwatched["probes"] == []
+    assert all(math.isfinite(p["twin_pass_through"]) for p in history["probes"])
     assert history["epoch_loss"] == unwatched["epoch_loss"]
     for name, value in looked.state_dict().items():
         torch.testing.assert_close(value, plain.state_dict()[name], rtol=0, atol=0)

@@ -261,3 +261,33 @@ def test_loading_a_missing_or_malformed_file_names_it(tmp_path: Path) -> None:
     np.savez_compressed(other, labels=np.zeros(3))
     with pytest.raises(DataError, match="other.npz"):
         stats.RunScores.load(other)
+
+
+def test_twin_pass_through_of_copy_normal_only_and_half() -> None:
+    from adtr.scores import twin_pass_through
+
+    rng = np.random.default_rng(0)
+    twin = rng.normal(size=(2, 3, 4, 4))
+    f = twin + rng.normal(size=twin.shape)  # the defect's deviation from the twin
+    positions = rng.random((2, 4, 4)) < 0.5
+    twin_hat = rng.normal(size=twin.shape)  # any reconstruction of the twin
+    assert twin_pass_through(f, f, twin, twin, positions) == pytest.approx(1.0, abs=1e-12)
+    assert twin_pass_through(f, twin_hat, twin, twin_hat, positions) == 0.0
+    constant = np.full_like(f, 2.0)
+    assert twin_pass_through(f, constant, twin, constant, positions) == 0.0
+    half = twin_hat + 0.5 * (f - twin)
+    assert twin_pass_through(f, half, twin, twin_hat, positions) == pytest.approx(0.5, abs=1e-12)
+    # Only the chosen tokens count: a copy elsewhere does not move the slope.
+    mixed = np.where(positions[:, None], half, f)
+    assert twin_pass_through(f, mixed, twin, twin_hat, positions) == pytest.approx(0.5, abs=1e-12)
+
+
+def test_twin_pass_through_is_nan_without_positions_or_deviation() -> None:
+    from adtr.scores import twin_pass_through
+
+    f = np.random.default_rng(1).normal(size=(1, 2, 3, 3))
+    positions = np.ones((1, 3, 3), bool)
+    assert np.isnan(twin_pass_through(f, f, f + 1, f, np.zeros_like(positions)))
+    assert np.isnan(twin_pass_through(f, f + 1, f, f, positions))  # f equals its twin
+    with pytest.raises(ValueError, match="same shape"):
+        twin_pass_through(f, f, f[:, :1], f[:, :1], positions)

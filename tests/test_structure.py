@@ -60,10 +60,10 @@ def test_no_import_cycle_in_the_package() -> None:
 FLOORS = (
     {"errors", "allocator", "records", "profiles", "catalog", "schema"},
     {"data", "synth", "shapes", "objects", "oneclass", "backbones", "features", "model",
-     "metrics", "stats"},
+     "metrics", "scores", "stats", "cost"},
     {"train"},
     {"plus", "pipeline"},
-    {"experiments", "analysis", "figures", "viz", "study"},
+    {"experiments", "analysis", "figures", "viz", "study", "peers"},
     {"report", "reproduce", "cli", "__main__"},
 )
 

@@ -22,6 +22,8 @@ those listed before it:
 - ``tracing``: provenance of every number; notebooks, profiles and parameters.
 - ``benchmarks``: benchmark and batch records, and the performance targets.
 - ``method``: the method page's open choices and architecture figure.
+- ``peers``: the pages beyond the paper that set ADTR beside anomalib's PaDiM and PatchCore
+  and beside one model for all categories (called as ``report.peers.X``).
 - ``display``: the only part that needs IPython: showing and glueing in a page.
 """
 

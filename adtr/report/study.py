@@ -13,6 +13,7 @@ from adtr.report.loading import TITLES, Experiment, label
 SHORTCUT_COLUMNS = {
     "error_ratio": "Error ratio, anomalous / normal",
     "anomalous_above_normal_p99": "Anomalous tokens above normal p99",
+    "twin_pass_through": "Twin pass-through, anomalous",
     "pass_through_anomalous": "Slope of f̂ on f, anomalous",
     "pass_through_normal": "Slope of f̂ on f, normal",
     "error_anomalous": "Error, anomalous",
@@ -76,6 +77,11 @@ def shortcut_statement(exp: Experiment) -> str:
         rank = list(ratio.index).index("adtr") + 1
         text += (f" Here ADTR is {'first' if rank == 1 else f'number {rank}'} of "
                  f"{len(ratio)}.")
+    if "twin_pass_through" in last and last["twin_pass_through"].notna().any():
+        copied = last["twin_pass_through"].sort_values()
+        text += (" Twin pass-through (how much of the defect's own deviation the "
+                 "reconstruction keeps; 0 = none, 1 = a copy), lowest first: "
+                 + ", ".join(f"{label(v)} {x:.2f}" for v, x in copied.items()) + ".")
     if "anomalous_above_normal_p99" in last:
         shares = last["anomalous_above_normal_p99"].sort_values(ascending=False)
         text += (" Share of anomalous tokens whose error is above the normal tokens' 99th "

@@ -1,0 +1,143 @@
+"""The pages that set ADTR beside other choices: anomalib's PaDiM and PatchCore on the same
+data and weights, and one model for all categories (the unified setting). Tables and
+sentences computed from the notebooks' tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from adtr import catalog, stats
+from adtr.report.formatting import interval, mean_std
+from adtr.report.loading import METRIC_NAMES, METRICS, Experiment
+from adtr.report.tables import per_category_variants
+
+#: How a pair's interval reads when neither method is the paper's claim.
+_AHEAD = {stats.BETTER: "{a} ahead", stats.WORSE: "{b} ahead",
+          stats.NOT_SEPARATED: stats.NOT_SEPARATED}
+
+
+def labels(exp: Experiment) -> dict[str, str]:
+    return catalog.get(exp.name).labels
+
+
+def peers_ran(exp: Experiment | None) -> bool:
+    """Whether the peers notebook found anomalib and ran PaDiM and PatchCore."""
+    return bool(exp is not None and (exp.table("peers") or {}).get("installed"))
+
+
+def missing_peers(exp: Experiment | None) -> str:
+    """What the page says where the peers were not run."""
+    if exp is None:
+        return "The peers notebook has not been run for this profile."
+    return ("**The peers were not run** for these results: " +
+            ((exp.table("peers") or {}).get("missing") or "anomalib was not installed.") +
+            " The table below holds ADTR's rows only.")
+
+
+def means_table(exp: Experiment) -> pd.DataFrame:
+    """One row per method: each metric's mean over categories, mean ± std over seeds."""
+    names = labels(exp)
+    rows = []
+    for _, row in exp.summary.iterrows():
+        rows.append({"Method": names.get(row["variant"], row["variant"]),
+                     **{METRIC_NAMES[m]: mean_std(row[f"{m}_mean"], row[f"{m}_std"],
+                                                  int(row["seeds"]))
+                        for m in METRICS if f"{m}_mean" in row},
+                     "Seeds": int(row["seeds"])})
+    return pd.DataFrame(rows)
+
+
+def published_table(exp: Experiment) -> pd.DataFrame:
+    """The published MVTec-AD means the page sets beside ours (never computed here)."""
+    return pd.DataFrame([{"Method (as published)": method,
+                          **{METRIC_NAMES[m]: f"{values[m]:.1f}" if m in values else "—"
+                             for m in METRICS}}
+                         for method, values in exp.paper.items()])
+
+
+def per_category_table(exp: Experiment, metric: str) -> pd.DataFrame:
+    return per_category_variants(exp, metric, labels(exp))
+
+
+def pair_table(exp: Experiment, metric: str) -> pd.DataFrame:
+    """One row per compared pair: a − b in points with its paired 95 % interval over all
+    categories and per category, and which method is ahead."""
+    names = labels(exp)
+    rows = [r for r in exp.table("intervals") or [] if r["metric"] == metric]
+    table = []
+    for a, b in dict.fromkeys((r["a"], r["b"]) for r in rows):
+        mine = [r for r in rows if (r["a"], r["b"]) == (a, b)]
+        overall = next(r for r in mine if r["category"] == "all")
+        row = {"Pair (a − b)": f"{names.get(a, a)} − {names.get(b, b)}",
+               "All categories": _cell(overall),
+               "Over all categories": _ahead(overall, names)}
+        row.update({r["category"]: _cell(r) for r in mine if r["category"] != "all"})
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def _cell(row: dict[str, Any]) -> str:
+    return interval(row["difference"], row["low"], row["high"])
+
+
+def _ahead(row: dict[str, Any], names: dict[str, str]) -> str:
+    return _AHEAD[row["verdict"]].format(a=names.get(row["a"], row["a"]),
+                                         b=names.get(row["b"], row["b"]))
+
+
+def wins_and_losses(exp: Experiment, a: str, b: str, metric: str) -> str:
+    """A sentence: the categories where a is ahead of b, where b is ahead, and where the
+    interval cannot tell, by the paired intervals of ``metric``."""
+    names = labels(exp)
+    rows = [r for r in exp.table("intervals") or []
+            if (r["a"], r["b"], r["metric"]) == (a, b, metric) and r["category"] != "all"]
+    if not rows:
+        return ""
+    sides = {verdict: [r["category"] for r in rows if r["verdict"] == verdict]
+             for verdict in (stats.BETTER, stats.WORSE, stats.NOT_SEPARATED)}
+    overall = next(r for r in exp.table("intervals")
+                   if (r["a"], r["b"], r["metric"], r["category"]) == (a, b, metric, "all"))
+    parts = [f"{names[a]} ahead: {_list(sides[stats.BETTER])}",
+             f"{names[b]} ahead: {_list(sides[stats.WORSE])}",
+             f"not separated: {_list(sides[stats.NOT_SEPARATED])}"]
+    return (f"**{names[a]} against {names[b]}**, {METRIC_NAMES[metric]}: "
+            f"{_ahead(overall, names)} over all categories ({_cell(overall)} points); "
+            + "; ".join(parts) + ".")
+
+
+def _list(categories: list[str]) -> str:
+    return ", ".join(categories) if categories else "none"
+
+
+def cost_table(exp: Experiment) -> pd.DataFrame:
+    """One row per method: training and testing time and peak memory, the mean over
+    categories of each category's mean over seeds (``—`` where runs recorded none)."""
+    names = labels(exp)
+    cost = pd.DataFrame(exp.table("cost") or [])
+    if cost.empty:
+        return cost
+    means = cost.groupby("variant", sort=False).mean(numeric_only=True)
+
+    def cell(value: float, digits: int) -> str:
+        return "—" if pd.isna(value) else f"{value:.{digits}f}"
+
+    return pd.DataFrame([{
+        "Method": names.get(variant, variant),
+        "Training per category (s)": cell(row["train_s"], 1),
+        "Testing per category (s)": cell(row["test_s"], 1),
+        "Peak memory, training (MiB)": cell(row["train_peak_mb"], 0),
+        "Peak memory, testing (MiB)": cell(row["test_peak_mb"], 0),
+    } for variant, row in means.iterrows()])
+
+
+def settings_table(exp: Experiment) -> pd.DataFrame:
+    """What each peer was run with: backbone, layers and options (the run record's)."""
+    names = labels(exp)
+    settings = (exp.table("peers") or {}).get("settings") or {}
+    return pd.DataFrame([{"Peer": names.get(name, name), "Backbone": values["backbone"],
+                          "Layers": ", ".join(values["layers"]),
+                          "Options": ", ".join(f"{k} = {v}"
+                                               for k, v in values["options"].items())}
+                         for name, values in settings.items()])
