@@ -118,15 +118,17 @@ def cost_table(exp: Experiment) -> pd.DataFrame:
     cost = pd.DataFrame(exp.table("cost") or [])
     if cost.empty:
         return cost
-    means = cost.groupby("variant", sort=False).mean(numeric_only=True)
+    fields = ["train_s", "train_peak_mb", "test_s", "test_peak_mb"]
+    cost[fields] = cost.reindex(columns=fields).apply(pd.to_numeric, errors="coerce")
+    means = cost.groupby("variant", sort=False)[fields].mean()
 
     def cell(value: float, digits: int) -> str:
         return "—" if pd.isna(value) else f"{value:.{digits}f}"
 
     return pd.DataFrame([{
         "Method": names.get(variant, variant),
-        "Training per category (s)": cell(row["train_s"], 1),
-        "Testing per category (s)": cell(row["test_s"], 1),
+        "Training (s)": cell(row["train_s"], 1),
+        "Testing a category (s)": cell(row["test_s"], 1),
         "Peak memory, training (MiB)": cell(row["train_peak_mb"], 0),
         "Peak memory, testing (MiB)": cell(row["test_peak_mb"], 0),
     } for variant, row in means.iterrows()])

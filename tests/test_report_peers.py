@@ -1,0 +1,70 @@
+"""adtr.report.peers on small result files: the peers and unified pages' tables and words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adtr import catalog, report, stats
+from adtr.report import peers
+from tests.test_report import _interval, _results, _write
+
+
+def _peers_results(installed: bool = True) -> dict:
+    values = {"adtr": 0.90, "adtr_plus": 0.91, "padim": 0.95, "patchcore": 0.96}
+    variants = values if installed else {"adtr": 0.90, "adtr_plus": 0.91}
+    pixels = {(v, c, 0): p for v, p in variants.items() for c in ("a", "b")}
+    results = _results("peers", pixels, catalog.PUBLISHED)
+    intervals = [
+        _interval("adtr", "padim", -5.0, -7.0, -3.0, stats.WORSE, claim=False),
+        _interval("adtr", "padim", -8.0, -11.0, -5.0, stats.WORSE, False, "a"),
+        _interval("adtr", "padim", -2.0, -5.0, 1.0, stats.NOT_SEPARATED, False, "b"),
+        _interval("adtr", "patchcore", 1.0, 0.2, 1.8, stats.BETTER, claim=False),
+        _interval("adtr", "patchcore", 1.0, 0.2, 1.8, stats.BETTER, False, "a"),
+    ] if installed else []
+    cost = [{"variant": v, "category": c, "train_s": 10.0 * (i + 1), "train_peak_mb": 100.0,
+             "test_s": 1.0, "test_peak_mb": float("nan")}
+            for i, v in enumerate(variants) for c in ("a", "b")]
+    settings = {"padim": {"backbone": "efficientnet_lite0", "layers": ["blocks.1", "blocks.2"],
+                          "options": {"n_features": 100}}} if installed else {}
+    return {**results, "intervals": intervals, "cost": cost,
+            "peers": {"installed": installed, "settings": settings,
+                      "missing": "" if installed else "install anomalib"}}
+
+
+@pytest.fixture
+def peer_results(tmp_path: Path) -> Path:
+    _write(tmp_path, "peers", _peers_results())
+    return tmp_path
+
+
+def test_means_pairs_and_wins_come_from_the_results(peer_results: Path) -> None:
+    exp = report.load("peers", "cpu", peer_results)
+    assert peers.peers_ran(exp)
+    means = peers.means_table(exp).set_index("Method")
+    assert means.loc["PaDiM (anomalib)", "pixel AUROC"] == "95.0"
+    pairs = peers.pair_table(exp, "pixel_auroc").set_index("Pair (a − b)")
+    assert pairs.loc["ADTR − PaDiM (anomalib)", "All categories"] == "-5.00 [-7.00, -3.00]"
+    assert pairs.loc["ADTR − PaDiM (anomalib)", "Over all categories"] == "PaDiM (anomalib) ahead"
+    assert pairs.loc["ADTR − PatchCore (anomalib)", "Over all categories"] == "ADTR ahead"
+    said = peers.wins_and_losses(exp, "adtr", "padim", "pixel_auroc")
+    assert "ADTR ahead: none" in said and "PaDiM (anomalib) ahead: a" in said
+    assert "not separated: b" in said
+    assert peers.wins_and_losses(exp, "adtr", "padim", "image_auroc") == ""  # none computed
+    cost = peers.cost_table(exp).set_index("Method")
+    assert cost.loc["PatchCore (anomalib)", "Training (s)"] == "40.0"
+    assert cost.loc["ADTR", "Peak memory, testing (MiB)"] == "—"  # not recorded
+    assert peers.settings_table(exp).loc[0, "Layers"] == "blocks.1, blocks.2"
+    published = peers.published_table(exp).set_index("Method (as published)")
+    assert published.loc["PatchCore (WideResNet-50)", "AUPRO"] == "94.4"
+
+
+def test_peers_not_run_are_said_so(tmp_path: Path) -> None:
+    _write(tmp_path, "peers", _peers_results(installed=False))
+    exp = report.load("peers", "cpu", tmp_path)
+    assert not peers.peers_ran(exp)
+    assert "were not run" in peers.missing_peers(exp) and "install anomalib" in \
+        peers.missing_peers(exp)
+    assert list(peers.means_table(exp)["Method"]) == ["ADTR", "ADTR+"]
+    assert "not been run" in peers.missing_peers(None)
