@@ -78,10 +78,20 @@ def shortcut_statement(exp: Experiment) -> str:
         text += (f" Here ADTR is {'first' if rank == 1 else f'number {rank}'} of "
                  f"{len(ratio)}.")
     if "twin_pass_through" in last and last["twin_pass_through"].notna().any():
-        copied = last["twin_pass_through"].sort_values()
+        copied = last["twin_pass_through"].dropna().sort_values()
         text += (" Twin pass-through (how much of the defect's own deviation the "
                  "reconstruction keeps; 0 = none, 1 = a copy), lowest first: "
                  + ", ".join(f"{label(v)} {x:.2f}" for v, x in copied.items()) + ".")
+        least, shows = copied.index[0], ratio.index[0]
+        if least != shows and "error_normal" in last:
+            normal = last["error_normal"]
+            text += (f" The variant that copies least of the defect is not the one whose map "
+                     f"shows it most: {label(shows)} keeps {copied[shows]:.2f} of it and "
+                     f"still has the highest error ratio, because it reconstructs normal "
+                     f"tokens more closely (mean normal error {normal[shows]:.2f} against "
+                     f"{normal[least]:.2f} for {label(least)}): "
+                     f"what a reconstruction leaves of an anomaly shows against the error "
+                     f"it makes everywhere.")
     if "anomalous_above_normal_p99" in last:
         shares = last["anomalous_above_normal_p99"].sort_values(ascending=False)
         text += (" Share of anomalous tokens whose error is above the normal tokens' 99th "
