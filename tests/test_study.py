@@ -119,3 +119,25 @@ def test_the_pca_reference_is_left_out_where_it_would_copy_every_feature(tiny_ro
     assert set(experiments.variants(wide, experiment)) == set(VARIANTS_4A)
     pixels = experiments.variants(wide, catalog.get("target"))
     assert "pca_pixels" in pixels and "pca" not in pixels  # 768 pixel channels, 192 features
+
+
+def test_the_statement_says_when_the_least_copying_variant_is_not_the_one_that_shows_most(
+        tmp_path) -> None:
+    """CNN copies more of the defect (twin pass-through) but makes a smaller error at normal
+    tokens, so its error ratio is higher: the statement says both, from the numbers."""
+    rows = [{"variant": v, "category": "brick", "kind": "texture", "seed": 0, "epoch": e,
+             "twin_pass_through": twin * e / 10, "error_anomalous": 2 * normal + shown * e,
+             "error_normal": normal, "error_ratio": (2 * normal + shown * e) / normal}
+            for v, twin, normal, shown in (("cnn", 0.8, 10.0, 3.0), ("adtr", 0.05, 40.0, 1.0))
+            for e in (0, 10)]
+    folder = tmp_path / "results" / "cpu" / "shortcut"
+    folder.mkdir(parents=True)
+    record = ExperimentRecord(written_at="2026-01-01T00:00:00+00:00", experiment="shortcut",
+                              profile="cpu", config={}, categories=["brick"], seeds=[0],
+                              data={}, environment={}, runs=[])
+    ExperimentResults("shortcut", record, tables={"shortcut": rows}).write(
+        folder / "results.json")
+    text = report.shortcut_statement(report.load("shortcut", "cpu", tmp_path / "results"))
+    assert "lowest first: Attn + Query (ADTR) 0.05, CNN 0.80." in text
+    assert "CNN keeps 0.80 of it and still has the highest error ratio" in text
+    assert "(mean normal error 10.00 against 40.00 for Attn + Query (ADTR))" in text
