@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 
 from adtr import catalog, stats
-from adtr.report.formatting import interval, mean_std
+from adtr.report.formatting import mean_std
 from adtr.report.loading import METRIC_NAMES, METRICS, Experiment
-from adtr.report.tables import per_category_variants
+from adtr.report.tables import _interval_cell, per_category_variants
 
 #: How a pair's interval reads when neither method is the paper's claim.
 _AHEAD = {stats.BETTER: "{a} ahead", stats.WORSE: "{b} ahead",
@@ -71,15 +71,11 @@ def pair_table(exp: Experiment, metric: str) -> pd.DataFrame:
         mine = [r for r in rows if (r["a"], r["b"]) == (a, b)]
         overall = next(r for r in mine if r["category"] == "all")
         row = {"Pair (a − b)": f"{names.get(a, a)} − {names.get(b, b)}",
-               "All categories": _cell(overall),
+               "All categories": _interval_cell(overall),
                "Over all categories": _ahead(overall, names)}
-        row.update({r["category"]: _cell(r) for r in mine if r["category"] != "all"})
+        row.update({r["category"]: _interval_cell(r) for r in mine if r["category"] != "all"})
         table.append(row)
     return pd.DataFrame(table)
-
-
-def _cell(row: dict[str, Any]) -> str:
-    return interval(row["difference"], row["low"], row["high"])
 
 
 def _ahead(row: dict[str, Any], names: dict[str, str]) -> str:
@@ -103,7 +99,7 @@ def wins_and_losses(exp: Experiment, a: str, b: str, metric: str) -> str:
              f"{names[b]} ahead: {_list(sides[stats.WORSE])}",
              f"not separated: {_list(sides[stats.NOT_SEPARATED])}"]
     return (f"**{names[a]} against {names[b]}**, {METRIC_NAMES[metric]}: "
-            f"{_ahead(overall, names)} over all categories ({_cell(overall)} points); "
+            f"{_ahead(overall, names)} over all categories ({_interval_cell(overall)} points); "
             + "; ".join(parts) + ".")
 
 
