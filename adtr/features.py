@@ -6,7 +6,9 @@ Features are kept in memory for the process and on disk under a cache folder, ke
 everything that changes them (backbone, weights, stages, image size, grid, the image
 files themselves, timm's version). A cache file is checked against a SHA-256 written
 beside it; a damaged or foreign file is reported with its path and rebuilt, never used.
-A lock file beside it lets processes that need the same file compute it once.
+A lock file beside it lets processes that need the same file compute it once. Beside each
+file, ``<key>.json`` keeps the seconds the backbone's forward passes took when it was
+computed (what a run reports as its backbone cost, also when its features were cached).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from filelock import FileLock
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from adtr import cost
 from adtr.allocator import keep_freed_memory
 from adtr.data import IMAGENET_MEAN, IMAGENET_STD, Sample, load_image
 from adtr.errors import DataError
-from adtr.records import atomic_path, file_sha256, file_stamps
+from adtr.records import atomic_path, file_sha256, file_stamps, write_json
 
 _MEMORY: dict[str, Tensor] = {}
+_SECONDS: dict[str, float | None] = {}  # the backbone's seconds of each cached entry
 _MEAN = torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1)
 _STD = torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1)
 
@@ -159,35 +163,57 @@ def extract(
     return torch.cat(out)
 
 
-def _cached(key: str, cache_dir: Path | None, compute: Callable[[], Tensor]) -> Tensor:
-    """The tensor stored under ``key`` in memory or on disk, else ``compute()`` (then stored)."""
-    if key in _MEMORY:
-        return _MEMORY[key]
+def _cached(key: str, cache_dir: Path | None, extractor: nn.Module,
+            compute: Callable[[], Tensor], timings: dict[str, float] | None) -> Tensor:
+    """The tensor stored under ``key`` in memory or on disk, else ``compute()`` (then stored).
+    Adds the seconds the backbone's forward passes took for it (when it was computed) to
+    ``timings["backbone_s"]``."""
+    if key not in _MEMORY:
+        _MEMORY[key], _SECONDS[key] = _stored(key, cache_dir, extractor, compute)
+    if timings is not None:  # None: a file computed before the files said how long
+        parts = [timings.get("backbone_s", 0.0), _SECONDS[key]]
+        timings["backbone_s"] = None if None in parts else round(sum(parts), 3)
+    return _MEMORY[key]
+
+
+def _stored(key: str, cache_dir: Path | None, extractor: nn.Module,
+            compute: Callable[[], Tensor]) -> tuple[Tensor, float | None]:
+    def timed() -> tuple[Tensor, float]:
+        clock = cost.Stopwatch()
+        with clock.timing(extractor):
+            features = compute()
+        return features, round(clock.seconds, 3)
+
     if cache_dir is None:
-        features = compute()
-    else:
-        path = Path(cache_dir) / "features" / f"{key}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Processes side by side (``adtr reproduce --jobs 2``) compute each file once: the
-        # others wait here, then read it.
-        with FileLock(path.with_name(path.name + ".lock")):
-            features = _read_cache(path)
-            if features is None:
-                features = compute()
-                _write_cache(path, features)
-    _MEMORY[key] = features
-    return features
+        return timed()
+    path = Path(cache_dir) / "features" / f"{key}.pt"
+    seconds_file = path.with_suffix(".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Processes side by side (``adtr reproduce --jobs 2``) compute each file once: the
+    # others wait here, then read it.
+    with FileLock(path.with_name(path.name + ".lock")):
+        features = _read_cache(path)
+        if features is None:
+            features, seconds = timed()
+            _write_cache(path, features)
+            write_json(seconds_file, {"backbone_s": seconds})
+            return features, seconds
+    try:
+        return features, json.loads(seconds_file.read_text())["backbone_s"]
+    except (OSError, ValueError, KeyError):
+        return features, None
 
 
 def cached_features(
     extractor: nn.Module, samples: Sequence[Sample], image_size: int, device: torch.device,
     cache_dir: Path | None, progress: bool = True, desc: str = "features",
+    timings: dict[str, float] | None = None,
 ) -> Tensor:
     """``extract`` with the memory and disk caches in front of it, keyed by the extractor's
-    ``identity`` and the image files."""
+    ``identity`` and the image files (``timings``: see ``_cached``)."""
     key = cache_key(extractor.identity, samples, backbone_precision(device))
-    return _cached(key, cache_dir, lambda: extract(
-        extractor, samples, image_size, device, progress=progress, desc=desc))
+    return _cached(key, cache_dir, extractor, lambda: extract(
+        extractor, samples, image_size, device, progress=progress, desc=desc), timings)
 
 
 def normalise_arrays(images: np.ndarray, image_size: int) -> Tensor:
@@ -222,6 +248,7 @@ def array_digest(images: np.ndarray) -> str:
 def cached_array_features(
     extractor: nn.Module, images: np.ndarray, image_size: int, device: torch.device,
     cache_dir: Path | None, progress: bool = True, desc: str = "features",
+    timings: dict[str, float] | None = None,
 ) -> Tensor:
     """``extract_arrays`` with the caches in front, keyed by the images' bytes."""
     precision = backbone_precision(device)
@@ -230,10 +257,11 @@ def cached_array_features(
                           **({"precision": precision} if precision != "fp32" else {})},
                          sort_keys=True)
     key = hashlib.sha256(payload.encode()).hexdigest()[:20]
-    return _cached(key, cache_dir, lambda: extract_arrays(
-        extractor, images, image_size, device, progress=progress, desc=desc))
+    return _cached(key, cache_dir, extractor, lambda: extract_arrays(
+        extractor, images, image_size, device, progress=progress, desc=desc), timings)
 
 
 def clear_memory_cache() -> None:
     """Forget the features held in memory (the disk cache stays)."""
     _MEMORY.clear()
+    _SECONDS.clear()

@@ -52,7 +52,7 @@ import timm
 import torch
 from tqdm.auto import tqdm
 
-from adtr import allocator, cost, data, metrics, pipeline, scores, train
+from adtr import allocator, cost, data, experiments, metrics, pipeline, scores, train
 from adtr.backbones import check_backbone_name, resolve_weights
 from adtr.errors import AdtrError, ConfigError, WeightsError
 from adtr.profiles import RunConfig, with_overrides
@@ -364,8 +364,9 @@ def fit_peer(name: str, config: RunConfig, run: pipeline.RunData, out_dir: str |
 
     torch, numpy and Python are seeded with ``config.seed`` first (PaDiM draws random
     channels, PatchCore a random projection and the coreset's first patch). The record's
-    ``cost`` holds the seconds and peak memory of fitting (the backbone's passes over the
-    training images included) and of testing; reading the images is in neither.
+    ``cost`` holds the phases of ``adtr.cost``: the backbone's forward passes (timed inside
+    anomalib's model), fitting and testing without them; reading the images and the
+    metrics are in none.
     """
     _check_name(name)
     if not run.pixel_labels:
@@ -380,11 +381,14 @@ def fit_peer(name: str, config: RunConfig, run: pipeline.RunData, out_dir: str |
     train_images = _images(run.train, config.image_size)
     test_images = _images(run.test, config.image_size)
     spent: dict[str, float] = {}
-    with cost.measure(spent, "train", device):
-        _fit(model, train_images, device, f"{run.name} {name} fit", progress)
-    with cost.measure(spent, "test", device):
-        maps, image_scores = _predict(model, test_images, device, f"{run.name} {name} test",
-                                      progress)
+    backbone = cost.Stopwatch()
+    with backbone.timing(model.model.feature_extractor):
+        with cost.measure(spent, "train", device, excluded=backbone):
+            _fit(model, train_images, device, f"{run.name} {name} fit", progress)
+        with cost.measure(spent, "test", device, excluded=backbone):
+            maps, image_scores = _predict(model, test_images, device,
+                                          f"{run.name} {name} test", progress)
+    spent["backbone_s"] = round(backbone.seconds, 3)
     masks = data.load_masks(run.test, config.image_size)
     values = {"image_auroc": metrics.image_auroc(run.labels, image_scores),
               "pixel_auroc": metrics.pixel_auroc(masks, maps),
@@ -410,7 +414,9 @@ def fit_peer(name: str, config: RunConfig, run: pipeline.RunData, out_dir: str |
 
 @functools.cache
 def _code() -> str:
-    return code_digest(["peers"])
+    # ``experiments`` only places and shares runs (``run_peer``, ``run_grid``): an edit to
+    # the notebooks' helpers leaves finished peer runs valid, as it leaves ADTR's.
+    return code_digest(["peers"], leave_out={"experiments"})
 
 
 def peer_key(name: str, config: RunConfig, run: pipeline.RunData) -> str:
@@ -430,14 +436,6 @@ def peer_key(name: str, config: RunConfig, run: pipeline.RunData) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def _experiments() -> Any:
-    """``adtr.experiments``, imported by name. It only places and shares runs, so it is
-    kept out of the peers' code digest (``records.code_digest`` follows import
-    statements): an edit to the notebooks' helpers leaves finished peer runs valid, as it
-    leaves ADTR's."""
-    return importlib.import_module("adtr.experiments")
-
-
 def run_peer(setup: Any, name: str, category: str, seed: int, wait: bool = True
              ) -> RunResult | None:
     """Peer ``name`` on ``category`` with seed ``seed`` and the set-up's (an
@@ -447,7 +445,6 @@ def run_peer(setup: Any, name: str, category: str, seed: int, wait: bool = True
     _check_name(name)
     if not installed():
         raise AdtrError(missing_message())
-    experiments = _experiments()
     config = with_overrides(setup.base, seed=seed)
     run = setup.run_data(config, category)
     key = peer_key(name, config, run)
@@ -459,7 +456,6 @@ def run_peer(setup: Any, name: str, category: str, seed: int, wait: bool = True
 def run_grid(setup: Any, progress: bool = True) -> tuple[pd.DataFrame, list[RunRecord]]:
     """Every peer on every category and seed of the set-up (an ``experiments.Setup``): a
     table of metrics in the layout of ``experiments.run_grid`` and the runs' records."""
-    experiments = _experiments()
     jobs = [(name, category, seed) for name in PEERS for category in setup.categories
             for seed in setup.seeds]
     results = experiments.run_all(jobs, lambda job, wait: run_peer(setup, *job, wait=wait),

@@ -162,6 +162,8 @@ class Features:
     extractor: torch.nn.Module
     train: Tensor
     test: Tensor
+    #: the backbone's seconds for both, as measured when they were computed (None: unknown)
+    backbone_s: float | None = None
 
 
 def extract_features(config: RunConfig, run: RunData, device: torch.device,
@@ -170,15 +172,18 @@ def extract_features(config: RunConfig, run: RunData, device: torch.device,
     extractor = build_extractor(config)
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
 
+    timings: dict[str, float] = {}
+
     def features(images: list[data.Sample] | np.ndarray, split: str) -> Tensor:
         desc = f"{run.name} {split} features"
         if isinstance(images, np.ndarray):
             return cached_array_features(extractor, images, config.image_size, device,
-                                         cache_dir, progress, desc)
+                                         cache_dir, progress, desc, timings)
         return cached_features(extractor, images, config.image_size, device, cache_dir,
-                               progress, desc)
+                               progress, desc, timings)
 
-    return Features(extractor, features(run.train, "train"), features(run.test, "test"))
+    train_features, test_features = features(run.train, "train"), features(run.test, "test")
+    return Features(extractor, train_features, test_features, timings["backbone_s"])
 
 
 # --- ADTR+ ---------------------------------------------------------------------------------
@@ -322,7 +327,9 @@ def fit(config: RunConfig, run: RunData, out_dir: str | Path, cache_dir: Path | 
     device = train.pick_device(config.device)
     features = extract_features(config, run, device, cache_dir, progress)
     extra: dict[str, Any] = {}
-    spent: dict[str, float] = {}  # training's and testing's time and peak memory (adtr.cost)
+    # the phases' time and peak memory (adtr.cost); the shortcut probes are timed apart
+    spent: dict[str, float] = {"backbone_s": features.backbone_s}
+    probes = cost.Stopwatch()
     if plus_run:
         if base_checkpoint is None:
             base = fit(replace(config, objective=RECONSTRUCTION), run, out_dir / "base",
@@ -336,21 +343,35 @@ def fit(config: RunConfig, run: RunData, out_dir: str | Path, cache_dir: Path | 
     else:
         probe = (shortcut_probe(config, run, features, device, cache_dir, progress)
                  if run.pixel_labels and config.variant != "pca" else None)
-        with cost.measure(spent, "train", device):
+
+        def timed_probe(*args: Any) -> dict[str, float]:
+            with probes.running():
+                return probe(*args)
+
+        with cost.measure(spent, "train", device, excluded=probes):
             model, standardizer, history = train.train(
                 config, run.name, features.train, out_dir, device, progress,
-                identity={"data": run.digest}, probe=probe)
+                identity={"data": run.digest}, probe=timed_probe if probe else None)
         extra["probes"] = history.get("probes") or None
-    with cost.measure(spent, "test", device):
-        result, test_scores = _evaluate(model, standardizer, config, run, features, device)
+        spent["probes_s"] = round(probes.seconds, 3)
+    result, test_scores = _evaluate(model, standardizer, config, run, features, device, spent)
+    return _finish(result, test_scores, out_dir, out_dir / "metrics.json", history, started,
+                   run_key=run_key(config, run), cost=spent, **extra)
+
+
+def _finish(result: RunResult, test_scores: scores.RunScores, out_dir: Path, metrics_file: Path,
+            history: dict, started: float, **fields: Any) -> RunResult:
+    """Complete a trained run's record (its training history, wall time, checkpoint in
+    ``out_dir``, scores beside ``metrics_file``, and ``fields``), write its scores, then
+    its metrics (last: a run is finished when they exist); return it."""
+    scores_file = metrics_file.parent / SCORES_FILE
     record = replace(
         result.record, epochs_trained=len(history["epoch_loss"]),
         loss_history=history["epoch_loss"], wall_time_s=round(time.perf_counter() - started, 2),
-        checkpoint=str(out_dir / "checkpoint.pt"), run_key=run_key(config, run), cost=spent,
-        scores=str(out_dir / SCORES_FILE), **extra)
+        checkpoint=str(out_dir / "checkpoint.pt"), scores=str(scores_file), **fields)
     result = replace(result, record=record)
-    test_scores.save(out_dir / SCORES_FILE)
-    result.write(out_dir / "metrics.json")  # last: a run is finished when this exists
+    test_scores.save(scores_file)
+    result.write(metrics_file)
     return result
 
 
@@ -380,31 +401,34 @@ def fit_unified(config: RunConfig, runs: list[RunData], out_dir: str | Path,
     out_dir = Path(out_dir)
     started = time.perf_counter()
     device = train.pick_device(config.device)
-    features = [extract_features(config, run, device, cache_dir, progress) for run in runs]
-    names = [run.name for run in runs]
-    spent: dict[str, float] = {}
-    key = unified_key(config, runs)
+    # Trained in the order of the categories' names, as ``unified_key`` identifies it.
+    ordered = sorted(runs, key=lambda run: run.name)
+    features = {run.name: extract_features(config, run, device, cache_dir, progress)
+                for run in ordered}
+    names = [run.name for run in ordered]
+    spent: dict[str, float | None] = {"backbone_s": _sum_or_none(
+        [f.backbone_s for f in features.values()])}
     with cost.measure(spent, "train", device):
         model, standardizer, history = train.train(
-            config, "unified: " + ", ".join(names), torch.cat([f.train for f in features]),
-            out_dir, device, progress, identity={"data": [run.digest for run in runs]})
+            config, "unified: " + ", ".join(names),
+            torch.cat([features[name].train for name in names]), out_dir, device, progress,
+            identity={"data": [run.digest for run in ordered]})
+    key = unified_key(config, runs)
     results = []
-    for run, run_features in zip(runs, features, strict=True):
+    for run in runs:
         tested: dict[str, float] = {}
-        with cost.measure(tested, "test", device):
-            result, test_scores = _evaluate(model, standardizer, config, run, run_features,
-                                            device)
-        record = replace(
-            result.record, experiment="unified", trained_on="unified", units=names,
-            epochs_trained=len(history["epoch_loss"]), loss_history=history["epoch_loss"],
-            wall_time_s=round(time.perf_counter() - started, 2),
-            checkpoint=str(out_dir / "checkpoint.pt"), run_key=key, cost=spent | tested,
-            scores=str(out_dir / run.name / SCORES_FILE))
-        result = replace(result, record=record)
-        results.append(result)
-        test_scores.save(out_dir / run.name / SCORES_FILE)
-        result.write(out_dir / run.name / "metrics.json")  # last: this category is finished
+        result, test_scores = _evaluate(model, standardizer, config, run, features[run.name],
+                                        device, tested)
+        result = replace(result, record=replace(result.record, experiment="unified",
+                                                trained_on="unified"))
+        results.append(_finish(result, test_scores, out_dir,
+                               out_dir / run.name / "metrics.json", history, started,
+                               units=names, run_key=key, cost=spent | tested))
     return results
+
+
+def _sum_or_none(values: list[float | None]) -> float | None:
+    return None if None in values else round(sum(values), 3)
 
 
 def scores_path(record: RunRecord) -> Path:
@@ -434,10 +458,13 @@ SCORES_FILE = "scores.npz"
 
 
 def _evaluate(model: torch.nn.Module, standardizer: train.Standardizer, config: RunConfig,
-              run: RunData, features: Features, device: torch.device
-              ) -> tuple[RunResult, scores.RunScores]:
-    maps, image_scores = score_test_set(model, standardizer, config, run, features.test,
-                                        device)
+              run: RunData, features: Features, device: torch.device,
+              spent: dict[str, float] | None = None) -> tuple[RunResult, scores.RunScores]:
+    """The test set's metrics and scores; scoring it is the ``test`` phase of ``spent``
+    (``adtr.cost``), the metrics are not."""
+    with cost.measure({} if spent is None else spent, "test", device):
+        maps, image_scores = score_test_set(model, standardizer, config, run, features.test,
+                                            device)
     values = {"image_auroc": metrics.image_auroc(run.labels, image_scores)}
     masks = None
     if maps is not None:

@@ -141,10 +141,12 @@ def imported_modules(source: str) -> set[str]:
     return {name for name in names if module_files(name)}
 
 
-def module_closure(names: set[str] | list[str]) -> list[str]:
-    """``names`` and every ``adtr`` module they import, directly or not, sorted."""
-    seen: set[str] = set()
-    todo = [name for name in names if module_files(name)]
+def module_closure(names: set[str] | list[str], leave_out: set[str] = frozenset()
+                   ) -> list[str]:
+    """``names`` and every ``adtr`` module they import, directly or not, sorted; a module
+    in ``leave_out`` is not followed (nor what only it imports)."""
+    seen: set[str] = set(leave_out)
+    todo = [name for name in names if module_files(name) and name not in leave_out]
     while todo:
         name = todo.pop()
         if name in seen:
@@ -152,14 +154,16 @@ def module_closure(names: set[str] | list[str]) -> list[str]:
         seen.add(name)
         for path in module_files(name):
             todo += sorted(imported_modules(path.read_text()) - seen)
-    return sorted(seen)
+    return sorted(seen - set(leave_out))
 
 
-def code_digest(names: set[str] | list[str]) -> str:
+def code_digest(names: set[str] | list[str], leave_out: set[str] = frozenset()) -> str:
     """SHA-256 (16 hex digits) of the source of ``names`` and of every ``adtr`` module they
     import: what decides what code that uses them computes. Derived from the imports, so a
-    new module is covered without a list to keep."""
-    files = [path for name in module_closure(names) for path in module_files(name)]
+    new module is covered without a list to keep; ``leave_out``: modules that compute
+    nothing in it (see ``module_closure``)."""
+    files = [path for name in module_closure(names, leave_out)
+             for path in module_files(name)]
     return files_sha256(files)[:16]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adtr import backbones, cli, pipeline, profiles, synth, train
+from adtr import backbones, cli, features, pipeline, profiles, synth, train
 
 
 def _fit(root: Path, out: Path, *extra: str, category: str = "brick") -> dict:
@@ -227,3 +227,20 @@ def test_a_fit_records_shortcut_probes_and_resamplable_scores(tiny_root, tmp_pat
     assert history["epoch_loss"] == unwatched["epoch_loss"]
     for name, value in looked.state_dict().items():
         torch.testing.assert_close(value, plain.state_dict()[name], rtol=0, atol=0)
+
+
+def test_a_fit_records_its_phases_and_the_backbone_seconds_outlive_the_cache(tiny_root,
+                                                                           tmp_path) -> None:
+    """The backbone's seconds as measured when the features were computed, also for a run
+    that finds them cached; training leaves out the shortcut probes' time."""
+    config = profiles.resolve("smoke", data_root=str(tiny_root), epochs=2, checkpoint_every=1)
+    run = pipeline.category_data(config, "brick")
+    cache = tmp_path / "cache"
+    features.clear_memory_cache()
+    first = pipeline.fit(config, run, tmp_path / "a", cache, progress=False).record.cost
+    features.clear_memory_cache()
+    cached = pipeline.fit(config, run, tmp_path / "b", cache, progress=False).record.cost
+    assert set(first) == {"backbone_s", "probes_s", "train_s", "train_peak_mb", "test_s",
+                          "test_peak_mb"}
+    assert first["backbone_s"] > 0 and cached["backbone_s"] == first["backbone_s"]
+    assert first["probes_s"] > 0 and cached["probes_s"] > 0

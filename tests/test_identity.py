@@ -63,3 +63,17 @@ def test_a_checkpoint_from_when_adtr_plus_was_a_variant_still_loads(run) -> None
              "standardizer": standardizer.state_dict()}
     restored, _, _ = train.restore(state)
     assert (restored.variant, restored.objective) == ("adtr", "adtr_plus")
+
+
+def test_an_offline_folder_from_an_older_generator_is_generated_again(tmp_path, capsys) -> None:
+    from adtr import synth
+
+    assert experiments._needs_generating(tmp_path / "missing")
+    (tmp_path / "synth.json").write_text('{"generator": "adtr.synth", "version": "2"}')
+    assert experiments._needs_generating(tmp_path)
+    assert "version 2 of the generator" in capsys.readouterr().err
+    (tmp_path / "synth.json").write_text(
+        f'{{"generator": "adtr.synth", "version": "{synth.GENERATOR_VERSION}"}}')
+    assert not experiments._needs_generating(tmp_path)
+    (tmp_path / "synth.json").unlink()  # someone's own folder: left alone
+    assert not experiments._needs_generating(tmp_path)

@@ -26,7 +26,7 @@ def test_a_feature_cache_file_is_computed_once_by_concurrent_callers(tmp_path) -
 
     def worker(_: int) -> torch.Tensor:
         entered.wait()
-        return features._cached("shared-key", tmp_path, compute)
+        return features._cached("shared-key", tmp_path, torch.nn.Identity(), compute, None)
 
     features.clear_memory_cache()
     with ThreadPoolExecutor(2) as pool:

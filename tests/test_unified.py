@@ -30,7 +30,9 @@ def test_one_model_is_trained_on_both_categories_and_tested_on_each(tiny_root, t
     for result, run in zip(results, runs, strict=True):
         assert result.record.units == ["brick", "grass"]
         assert result.record.run_key == pipeline.unified_key(config, runs)
-        assert set(result.record.cost) == {"train_s", "train_peak_mb", "test_s", "test_peak_mb"}
+        assert set(result.record.cost) == {"backbone_s", "train_s", "train_peak_mb", "test_s",
+                                           "test_peak_mb"}
+        assert result.record.cost["backbone_s"] > 0  # both categories' passes, as measured
         # Its scores are where the intervals look for them, and they are this category's.
         scores = pipeline.scores_path(result.record)
         assert scores == tmp_path / "unified" / run.name / pipeline.SCORES_FILE
@@ -42,6 +44,12 @@ def test_one_model_is_trained_on_both_categories_and_tested_on_each(tiny_root, t
     # A per-category model of the same parameters is another model.
     alone = pipeline.fit(config, runs[0], tmp_path / "alone", progress=False)
     assert alone.record.loss_history != results[0].record.loss_history
+    # The categories in another order are the same run: same key, same model.
+    reordered = pipeline.fit_unified(config, runs[::-1], tmp_path / "reordered", progress=False)
+    assert [r.category for r in reordered] == ["grass", "brick"]
+    assert reordered[0].record.run_key == results[0].record.run_key
+    assert reordered[1].record.loss_history == results[0].record.loss_history
+    assert reordered[1].pixel_auroc == pytest.approx(results[0].pixel_auroc, abs=1e-9)
 
 
 def test_unified_runs_are_shared_and_tabled_per_category(tiny_root, tmp_path):
