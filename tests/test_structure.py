@@ -63,7 +63,7 @@ FLOORS = (
      "metrics", "scores", "stats", "cost"},
     {"train"},
     {"plus", "pipeline"},
-    {"experiments", "analysis", "figures", "viz", "study", "peers"},
+    {"experiments", "analysis", "figures", "viz", "study", "peers", "comparison"},
     {"report", "reproduce", "cli", "__main__"},
 )
 
@@ -80,6 +80,12 @@ def test_every_module_has_a_floor_and_imports_point_down() -> None:
 def test_the_loop_knows_nothing_of_runs_and_the_book_needs_no_torch_modules() -> None:
     assert not {"pipeline", "experiments", "plus", "catalog"} & set(module_closure(["train"]))
     assert not {"train", "pipeline", "model"} & set(module_closure(["report"]))
+
+
+def test_a_digest_can_leave_out_a_module_and_what_only_it_imports() -> None:
+    closure = module_closure(["peers"], leave_out={"experiments"})
+    assert "pipeline" in closure and not {"experiments", "catalog", "stats"} & set(closure)
+    assert {"experiments", "catalog"} <= set(module_closure(["peers"]))
 
 
 def test_no_module_over_600_lines() -> None:
