@@ -164,15 +164,14 @@ def extract(
 
 
 def _cached(key: str, cache_dir: Path | None, extractor: nn.Module,
-            compute: Callable[[], Tensor], timings: dict[str, float] | None) -> Tensor:
+            compute: Callable[[], Tensor], timings: list[float | None] | None) -> Tensor:
     """The tensor stored under ``key`` in memory or on disk, else ``compute()`` (then stored).
-    Adds the seconds the backbone's forward passes took for it (when it was computed) to
-    ``timings["backbone_s"]``."""
+    Appends to ``timings`` the seconds the backbone's forward passes took for it when it
+    was computed (None for a file written before the files said how long)."""
     if key not in _MEMORY:
         _MEMORY[key], _SECONDS[key] = _stored(key, cache_dir, extractor, compute)
-    if timings is not None:  # None: a file computed before the files said how long
-        parts = [timings.get("backbone_s", 0.0), _SECONDS[key]]
-        timings["backbone_s"] = None if None in parts else round(sum(parts), 3)
+    if timings is not None:
+        timings.append(_SECONDS[key])
     return _MEMORY[key]
 
 
@@ -207,7 +206,7 @@ def _stored(key: str, cache_dir: Path | None, extractor: nn.Module,
 def cached_features(
     extractor: nn.Module, samples: Sequence[Sample], image_size: int, device: torch.device,
     cache_dir: Path | None, progress: bool = True, desc: str = "features",
-    timings: dict[str, float] | None = None,
+    timings: list[float | None] | None = None,
 ) -> Tensor:
     """``extract`` with the memory and disk caches in front of it, keyed by the extractor's
     ``identity`` and the image files (``timings``: see ``_cached``)."""
@@ -248,7 +247,7 @@ def array_digest(images: np.ndarray) -> str:
 def cached_array_features(
     extractor: nn.Module, images: np.ndarray, image_size: int, device: torch.device,
     cache_dir: Path | None, progress: bool = True, desc: str = "features",
-    timings: dict[str, float] | None = None,
+    timings: list[float | None] | None = None,
 ) -> Tensor:
     """``extract_arrays`` with the caches in front, keyed by the images' bytes."""
     precision = backbone_precision(device)

@@ -172,7 +172,7 @@ def extract_features(config: RunConfig, run: RunData, device: torch.device,
     extractor = build_extractor(config)
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
 
-    timings: dict[str, float] = {}
+    timings: list[float | None] = []  # the backbone's seconds for each split
 
     def features(images: list[data.Sample] | np.ndarray, split: str) -> Tensor:
         desc = f"{run.name} {split} features"
@@ -183,7 +183,7 @@ def extract_features(config: RunConfig, run: RunData, device: torch.device,
                                progress, desc, timings)
 
     train_features, test_features = features(run.train, "train"), features(run.test, "test")
-    return Features(extractor, train_features, test_features, timings["backbone_s"])
+    return Features(extractor, train_features, test_features, _sum_or_none(timings))
 
 
 # --- ADTR+ ---------------------------------------------------------------------------------
