@@ -23,8 +23,9 @@ def _peers_results(installed: bool = True) -> dict:
         _interval("adtr", "patchcore", 1.0, 0.2, 1.8, stats.BETTER, claim=False),
         _interval("adtr", "patchcore", 1.0, 0.2, 1.8, stats.BETTER, False, "a"),
     ] if installed else []
-    cost = [{"variant": v, "category": c, "train_s": 10.0 * (i + 1), "train_peak_mb": 100.0,
-             "test_s": 1.0, "test_peak_mb": float("nan")}
+    cost = [{"variant": v, "category": c, "backbone_s": 2.0 + (c == "b"),
+             "train_s": 10.0 * (i + 1), "train_peak_mb": 100.0, "test_s": 1.0,
+             "test_peak_mb": float("nan")}
             for i, v in enumerate(variants) for c in ("a", "b")]
     settings = {"padim": {"backbone": "efficientnet_lite0", "layers": ["blocks.1", "blocks.2"],
                           "options": {"n_features": 100}}} if installed else {}
@@ -54,6 +55,7 @@ def test_means_pairs_and_wins_come_from_the_results(peer_results: Path) -> None:
     assert peers.wins_and_losses(exp, "adtr", "padim", "image_auroc") == ""  # none computed
     cost = peers.cost_table(exp).set_index("Method")
     assert cost.loc["PatchCore (anomalib)", "Training (s)"] == "40.0"
+    assert cost.loc["PatchCore (anomalib)", "Backbone passes (s)"] == "2.5"  # (2 + 3) / 2
     assert cost.loc["ADTR", "Peak memory, testing (MiB)"] == "—"  # not recorded
     assert peers.settings_table(exp).loc[0, "Layers"] == "blocks.1, blocks.2"
     published = peers.published_table(exp).set_index("Method (as published)")
@@ -68,3 +70,28 @@ def test_peers_not_run_are_said_so(tmp_path: Path) -> None:
         peers.missing_peers(exp)
     assert list(peers.means_table(exp)["Method"]) == ["ADTR", "ADTR+"]
     assert "not been run" in peers.missing_peers(None)
+
+
+def test_cost_of_records_without_backbone_seconds_reads_as_not_recorded(tmp_path: Path) -> None:
+    results = _peers_results()
+    for row in results["cost"]:
+        del row["backbone_s"]
+    _write(tmp_path, "peers", results)
+    cost = peers.cost_table(report.load("peers", "cpu", tmp_path)).set_index("Method")
+    assert cost.loc["ADTR", "Backbone passes (s)"] == "—"
+    assert cost.loc["ADTR", "Training (s)"] == "10.0"
+
+
+@pytest.mark.parametrize("categories", [("a", "b"), ("a",)])
+def test_unified_page_says_when_no_unified_model_was_trained(tmp_path: Path,
+                                                              categories: tuple) -> None:
+    variants = ("adtr", "unified") if len(categories) > 1 else ("adtr",)
+    pixels = {(v, c, 0): 0.9 for v in variants for c in categories}
+    _write(tmp_path, "unified", _results("unified", pixels, catalog.PUBLISHED))
+    exp = report.load("unified", "cpu", tmp_path)
+    assert peers.unified_ran(exp) == (len(categories) > 1)
+    if len(categories) == 1:
+        said = peers.missing_unified(exp)
+        assert "No unified model was trained" in said and "hold a alone" in said
+    assert not peers.unified_ran(None)
+    assert "not been run" in peers.missing_unified(None)

@@ -36,6 +36,20 @@ def missing_peers(exp: Experiment | None) -> str:
             " The table below holds ADTR's rows only.")
 
 
+def unified_ran(exp: Experiment | None) -> bool:
+    """Whether the unified notebook trained its one model (it needs two categories or more)."""
+    return bool(exp is not None and "unified" in set(exp.summary["variant"]))
+
+
+def missing_unified(exp: Experiment | None) -> str:
+    """What the page says where no unified model was trained."""
+    if exp is None:
+        return "The unified notebook has not been run for this profile."
+    return ("**No unified model was trained** for these results: they hold "
+            f"{_list(exp.record.categories)} alone, and one model for all categories needs "
+            "two or more. The tables below hold the per-category model only.")
+
+
 def means_table(exp: Experiment) -> pd.DataFrame:
     """One row per method: each metric's mean over categories, mean ± std over seeds."""
     names = labels(exp)
@@ -108,13 +122,14 @@ def _list(categories: list[str]) -> str:
 
 
 def cost_table(exp: Experiment) -> pd.DataFrame:
-    """One row per method: training and testing time and peak memory, the mean over
-    categories of each category's mean over seeds (``—`` where runs recorded none)."""
+    """One row per method: the backbone's passes, training and testing time and peak
+    memory, the mean over categories of each category's mean over seeds (``—`` where runs
+    recorded none, as records from before the backbone was timed apart)."""
     names = labels(exp)
     cost = pd.DataFrame(exp.table("cost") or [])
     if cost.empty:
         return cost
-    fields = ["train_s", "train_peak_mb", "test_s", "test_peak_mb"]
+    fields = ["backbone_s", "train_s", "train_peak_mb", "test_s", "test_peak_mb"]
     cost[fields] = cost.reindex(columns=fields).apply(pd.to_numeric, errors="coerce")
     means = cost.groupby("variant", sort=False)[fields].mean()
 
@@ -123,6 +138,7 @@ def cost_table(exp: Experiment) -> pd.DataFrame:
 
     return pd.DataFrame([{
         "Method": names.get(variant, variant),
+        "Backbone passes (s)": cell(row["backbone_s"], 1),
         "Training (s)": cell(row["train_s"], 1),
         "Testing a category (s)": cell(row["test_s"], 1),
         "Peak memory, training (MiB)": cell(row["train_peak_mb"], 0),
