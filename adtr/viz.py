@@ -9,6 +9,7 @@ matplotlib.use("Agg")  # figures are written to files; no display is needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from adtr.analysis import DifferenceSample  # noqa: E402
@@ -146,13 +147,14 @@ _COST_PANELS = (("train_s", "training time (s)"), ("test_s", "testing time (s)")
 
 
 def cost_bars(cost: pd.DataFrame, labels: dict[str, str]) -> Figure:
-    """Per category, each method's training and testing time (log scale) and peak memory
-    in training: one bar per method, from ``experiments.cost_table``."""
+    """Per category, each method's training and testing time (log scale where a panel's
+    times span more than a factor of 10) and peak memory in training: one bar per method,
+    from ``experiments.cost_table``."""
     groups = list(dict.fromkeys(cost["category"]))
     variants = list(dict.fromkeys(cost["variant"]))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(1, len(_COST_PANELS), figsize=(11, 0.45 * len(groups) + 1.6),
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(_COST_PANELS), figsize=(11, 0.45 * len(groups) + 1.8),
+                             sharey=True, layout="constrained")
     height = 0.8 / len(variants)
     for ax, (column, label) in zip(axes, _COST_PANELS, strict=True):
         for v, variant in enumerate(variants):
@@ -160,15 +162,19 @@ def cost_bars(cost: pd.DataFrame, labels: dict[str, str]) -> Figure:
             y = np.arange(len(groups)) + (v - (len(variants) - 1) / 2) * height
             ax.barh(y, rows[column], height=height, color=colours[v % len(colours)],
                     label=labels.get(variant, variant))
-        if column.endswith("_s"):
+        values = cost[column].dropna()
+        if column.endswith("_s") and values.min() > 0 and values.max() > 10 * values.min():
+            # times that span more than a factor of 10: log scale, labelled at 1-2-5 steps
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(label)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(np.arange(len(groups)), groups)
     axes[0].invert_yaxis()
-    axes[0].legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0),
-                   ncol=len(variants), frameon=False)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="outside upper left",
+               ncol=len(variants), frameon=False)
     return fig
 
 
