@@ -46,10 +46,10 @@ def _grid(tmp_path: Path, quality: dict[tuple[str, str], float]):
 
 def test_each_setting_decides_the_claim_by_its_own_intervals(tmp_path: Path) -> None:
     quality = {("base", "adtr"): 3.0, **{("base", v): 0.5 for v in VARIANTS_4A[1:]},
-               **{("narrow", v): 1.5 for v in VARIANTS_4A}}
+               **{("longer", v): 1.5 for v in VARIANTS_4A}}
     runs, records = _grid(tmp_path, quality)
     verdicts = study.sensitivity_verdicts(runs, records)
-    assert set(verdicts["setting"]) == {"base", "narrow"}
+    assert set(verdicts["setting"]) == {"base", "longer"}
     overall = verdicts[(verdicts["category"] == "all") & verdicts["claim"]]
     assert len(overall) == 6  # three pairs in each setting
     base = overall[overall["setting"] == "base"]
@@ -57,7 +57,7 @@ def test_each_setting_decides_the_claim_by_its_own_intervals(tmp_path: Path) -> 
     matrix = study.sensitivity_matrix(verdicts).set_index("setting")
     labels = {s.name: s.label for s in catalog.SENSITIVITY_SETTINGS}
     assert matrix.loc[labels["base"], "all"] == "agrees"
-    assert matrix.loc[labels["narrow"], "all"] == "not separated"  # identical variants
+    assert matrix.loc[labels["longer"], "all"] == "not separated"  # identical variants
     assert set(matrix.columns) == {"claim", "all", "brick", "coins"}
 
 
@@ -65,11 +65,10 @@ def test_the_grid_changes_one_factor_per_setting_and_shares_the_base_runs(tiny_r
     setup = experiments.setup("smoke", data_root=str(tiny_root), seeds=[0])
     grid = study.sensitivity_grid(setup)
     assert grid["base/attention_query/adtr"] == {}  # the main run itself
-    assert grid["narrow/attention_query/cnn"] == {"variant": "cnn", "hidden_dim": 128,
-                                                  "feedforward_dim": 512}
+    assert grid["standardised/attention_query/cnn"] == {"variant": "cnn", "standardize": True}
     assert grid["longer/attention_query/adtr"] == {"epochs": 2 * setup.base.epochs,
                                                    "lr_step_epoch": 2 * setup.base.lr_step_epoch}
-    assert "narrow/target/pixels" not in grid and "standardised/target/pixels" in grid
+    assert "longer/target/pixels" not in grid and "standardised/target/pixels" in grid
     assert not any(key.endswith("/pca") for key in grid)  # references are left out
     assert study.sensitivity_categories(setup) == ["brick"]  # the tiny set has no object
 
