@@ -1,4 +1,5 @@
-"""Looking inside a trained model: maps for a gallery, difference vectors for Fig. 5."""
+"""Looking inside a trained model: maps for a gallery, difference vectors for Fig. 5, and
+which defect kinds a run finds."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -14,8 +16,9 @@ from sklearn.metrics import roc_auc_score, silhouette_score
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from adtr import data, pipeline, profiles, train
+from adtr import data, objects, pipeline, profiles, scores, synth, train
 from adtr.errors import AdtrError
+from adtr.schema import RunRecord
 
 
 @dataclass
@@ -106,3 +109,56 @@ def separation(embedding: np.ndarray, sample: DifferenceSample) -> dict[str, flo
         "silhouette_tsne": float(silhouette_score(embedding, labels)),
         "score_auroc": float(roc_auc_score(labels, sample.scores)),
     }
+
+
+# --- which defect kinds a run finds ----------------------------------------------------------
+
+#: ``defect_kinds``' type of a generated defect: painted on the surface (every texture defect,
+#: and the objects' ``objects.LOCAL_KINDS``), or a change of the object's parts or layout.
+LOCAL, STRUCTURAL = "local", "structural / logical"
+
+
+def kind_aurocs(labels: np.ndarray, image_scores: np.ndarray, kinds: list[str]
+                ) -> dict[str, float]:
+    """Image AUROC of the normal test images (label 0) against each defect kind alone."""
+    labels, image_scores = np.asarray(labels), np.asarray(image_scores)
+    normal = labels == 0
+    found = {}
+    for kind in dict.fromkeys(k for k, label in zip(kinds, labels, strict=True) if label):
+        chosen = normal | (np.asarray(kinds) == kind)
+        found[kind] = float(roc_auc_score(labels[chosen], image_scores[chosen]))
+    return found
+
+
+def defect_type(category: str, kind: str, synthetic: bool) -> str | None:
+    """LOCAL or STRUCTURAL for the generated data's kinds; None for other data."""
+    if not synthetic or category not in synth.CATEGORIES:
+        return None
+    local = category in synth.TEXTURE_CATEGORIES or kind in objects.LOCAL_KINDS
+    return LOCAL if local else STRUCTURAL
+
+
+def defect_kinds(config: profiles.RunConfig, records: list[RunRecord]) -> pd.DataFrame:
+    """Per run and defect kind: the image AUROC of the normal test images against that kind
+    alone, with the kind's type, its number of test images and the share of the image its
+    defects cover (mean over those images, in %). Read from each run's saved test scores
+    (``pipeline.scores_path``), in the order of its category's test images in
+    ``config.data_root``."""
+    rows = []
+    for record in records:
+        run = pipeline.category_data(config, record.category)
+        kinds = [sample.defect for sample in run.test]
+        test = scores.RunScores.load(pipeline.scores_path(record))
+        if len(test.labels) != len(kinds) or (test.labels != run.labels).any():
+            raise AdtrError(f"the saved scores of the {record.category} run (seed "
+                            f"{record.seed}) are not of its test images as listed now")
+        area = data.load_masks(run.test, config.image_size).mean(axis=(1, 2))
+        synthetic = bool(record.data.get("synthetic"))
+        for kind, auroc in kind_aurocs(test.labels, test.image_scores, kinds).items():
+            of_kind = np.asarray(kinds) == kind
+            rows.append({"category": record.category, "kind": kind, "seed": record.seed,
+                         "type": defect_type(record.category, kind, synthetic),
+                         "images": int(of_kind.sum()),
+                         "area_percent": float(100 * area[of_kind].mean()),
+                         "image_auroc": auroc})
+    return pd.DataFrame(rows)

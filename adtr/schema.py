@@ -228,7 +228,7 @@ class ExperimentRecord:
 
 #: Tables an experiment may add to its file beside runs and summary.
 TABLES = ("per_category", "per_class", "separation", "intervals", "shortcut", "sensitivity",
-          "cost", "peers")
+          "cost", "peers", "defect_kinds")
 
 
 @dataclass(frozen=True)

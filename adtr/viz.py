@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are written to files; no display is needed
 
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -88,6 +89,49 @@ def loss_curves(histories: dict[str, list[float]]) -> Figure:
     ax.set_ylabel("feature MSE")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def defect_kind_bars(kinds: pd.DataFrame) -> Figure:
+    """One panel per category: the image AUROC of each defect kind alone against the normal
+    images (``analysis.defect_kinds``; bar: mean over seeds, dots: seeds), coloured by the
+    kind's type, with the share of the image its defects cover."""
+    categories = list(dict.fromkeys(kinds["category"]))
+    columns = min(3, len(categories))
+    rows = -(-len(categories) // columns)
+    most = int(kinds.groupby("category")["kind"].nunique().max())
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, (0.32 * most + 1.1) * rows),
+                             squeeze=False, sharex=True)
+    colours = dict(zip(dict.fromkeys(kinds["type"].fillna("defect")),
+                       plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    low = min(50.0, 100 * float(kinds["image_auroc"].min()) - 2)
+    for ax, category in zip(axes.flat, categories, strict=False):
+        rows_of = kinds[kinds["category"] == category]
+        order = list(dict.fromkeys(rows_of["kind"]))
+        per_kind = rows_of.groupby("kind", sort=False)
+        means = 100 * per_kind["image_auroc"].mean().reindex(order)
+        areas = per_kind["area_percent"].mean().reindex(order)
+        types = per_kind["type"].first().reindex(order).fillna("defect")
+        y = np.arange(len(order))
+        ax.barh(y, means - low, left=low, color=[colours[t] for t in types], alpha=0.8)
+        ax.scatter(100 * rows_of["image_auroc"], [order.index(k) for k in rows_of["kind"]],
+                   s=9, color="black", zorder=3)
+        ax.set_yticks(y, [f"{kind} ({area:.1f} %)" for kind, area in zip(order, areas,
+                                                                          strict=True)])
+        ax.invert_yaxis()
+        ax.set_xlim(low, 100.5)
+        ax.axvline(90, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_title(category, fontsize=10)
+        ax.tick_params(axis="y", labelsize=8)
+    for ax in axes.flat[len(categories):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("image AUROC (%), this kind vs normal")
+    handles = [matplotlib.patches.Patch(color=c, alpha=0.8, label=t) for t, c in colours.items()]
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+               ncol=len(handles), frameon=False,
+               title="kind (share of the image it covers); dots: seeds; dashed: 90 %")
     fig.tight_layout()
     return fig
 

@@ -97,7 +97,9 @@ from adtr.report.loading import (
 )
 from adtr.report.method import OPEN_CHOICES, architecture_figure, choices_table, stage_info
 from adtr.report.statements import (
+    KIND_FOUND,
     PLUS_OVERVIEW_METRIC,
+    defect_kind_statement,
     main_statement,
     overview,
     plus_settings,
@@ -113,6 +115,7 @@ from adtr.report.study import (
 )
 from adtr.report.tables import (
     comparison_table,
+    defect_kind_table,
     interval_table,
     main_table,
     per_category_metrics,
@@ -161,22 +164,22 @@ from adtr.schema import unit_column
 
 __all__ = [
     "CLAIMS", "Claim", "ClaimVerdict", "Comparison", "DATASET_DESCRIPTIONS", "DATASET_NAMES",
-    "DEFAULT_PROFILE", "EXPERIMENTS", "EXTERNAL_DESCRIPTIONS", "Experiment", "LABELS", "METRICS",
-    "METRIC_NAMES", "NOISE_FACTOR", "NOTEBOOKS", "OPEN_CHOICES", "PAGES", "PAPER_DATA",
+    "DEFAULT_PROFILE", "EXPERIMENTS", "EXTERNAL_DESCRIPTIONS", "Experiment", "KIND_FOUND", "LABELS",
+    "METRICS", "METRIC_NAMES", "NOISE_FACTOR", "NOTEBOOKS", "OPEN_CHOICES", "PAGES", "PAPER_DATA",
     "PARTLY_SEPARATED", "PLUS_LABELS", "PLUS_OVERVIEW_METRIC", "PROFILE_ENV", "PlusDifference",
     "RESULTS_ENV", "SAME_POINTS", "SEPARATED", "SHORT_TITLES", "TITLES", "architecture_figure",
     "backbones", "batch_files", "batch_summary", "batch_time_text", "benchmark_files",
     "benchmark_sections", "benchmark_tables", "benchmark_targets", "book_profile", "choices_table",
     "comparison_table", "comparisons_of", "config_table", "data_info", "data_label", "data_note",
-    "data_table", "deviations_table", "duration", "experiment_verdict", "figure_grid",
-    "glue_experiment", "glue_text", "interval_table", "is_stand_in", "is_synthetic", "label",
-    "load", "load_all", "main_statement", "main_table", "markdown_table", "mean_std",
-    "missing_note", "notebook_parameters", "notebook_times", "notebooks_table", "number_word",
-    "one_class_data", "one_class_note", "ordinal", "our_values", "overview", "paper_methods",
-    "paper_values", "per_category_metrics", "per_category_variants", "percent", "plural",
-    "plus_differences", "plus_per_unit", "plus_settings", "plus_statement", "plus_table",
-    "plus_table_by_method", "produced_by", "profile_sentence", "profiles_table", "provenance",
-    "provenance_detail", "provenance_summary", "ranks", "results_root", "run_table",
+    "data_table", "defect_kind_statement", "defect_kind_table", "deviations_table", "duration",
+    "experiment_verdict", "figure_grid", "glue_experiment", "glue_text", "interval_table",
+    "is_stand_in", "is_synthetic", "label", "load", "load_all", "main_statement", "main_table",
+    "markdown_table", "mean_std", "missing_note", "notebook_parameters", "notebook_times",
+    "notebooks_table", "number_word", "one_class_data", "one_class_note", "ordinal", "our_values",
+    "overview", "paper_methods", "paper_values", "per_category_metrics", "per_category_variants",
+    "percent", "plural", "plus_differences", "plus_per_unit", "plus_settings", "plus_statement",
+    "plus_table", "plus_table_by_method", "produced_by", "profile_sentence", "profiles_table",
+    "provenance", "provenance_detail", "provenance_summary", "ranks", "results_root", "run_table",
     "sensitivity_statement", "sensitivity_table", "separation_table", "shortcut_statement",
     "shortcut_table", "show_figure", "show_figure_grid", "show_markdown", "show_matplotlib",
     "show_note", "show_provenance", "show_runs", "show_table", "signed", "stage_info", "statement",

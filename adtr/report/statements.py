@@ -20,6 +20,7 @@ from adtr.report.loading import (
     label,
     paper_values,
 )
+from adtr.report.tables import defect_kinds
 from adtr.report.verdicts import (
     AGREES,
     CLAIMS,
@@ -128,6 +129,35 @@ def tsne_statement(exp: Experiment, paper_samples: int) -> str:
         text += (f" Our samples are smaller than the paper's {paper_samples} vectors where the "
                  f"test masks cover few positions (the smallest here has {sampled}), so those "
                  f"plots are sparser than the paper's.")
+    return text
+
+
+#: The image AUROC at which the defect-kinds statement counts a kind as found on its own.
+KIND_FOUND = 0.90
+
+
+def defect_kind_statement(exp: Experiment) -> str:
+    """Which defect kinds the main runs find on their own, and how large those they miss
+    are (read from ``tables.defect_kinds``)."""
+    kinds = defect_kinds(exp)
+    if kinds.empty:
+        return "No defect kinds were written."
+    found = kinds["image_auroc"] >= KIND_FOUND
+    text = (f"{int(found.sum())} of {len(kinds)} defect kinds reach {percent(KIND_FOUND, 0)}% "
+            f"image AUROC on their own (mean over seeds).")
+    for kind_type in dict.fromkeys(kinds["type"].dropna()):
+        of_type = kinds["type"] == kind_type
+        text += (f" {kind_type.capitalize()}: {int((found & of_type).sum())} of "
+                 f"{int(of_type.sum())}.")
+    missed = kinds[~found].sort_values("image_auroc")
+    if missed.empty:
+        return text
+    listed = ", ".join(f"{r.category} {r.kind} ({percent(r.image_auroc)}%, "
+                       f"{r.area_percent:.2f}% of the image)" for r in missed.itertuples())
+    text += f" Below it: {listed}."
+    if found.any():
+        text += (f" The kinds below it cover a median {missed['area_percent'].median():.2f}% "
+                 f"of the image, those above it {kinds[found]['area_percent'].median():.2f}%.")
     return text
 
 

@@ -140,6 +140,36 @@ def weakest_category(exp: Experiment, metric: str = "pixel_auroc") -> tuple[str,
     return str(means.idxmin()), 100 * float(means.min())
 
 
+def defect_kinds(exp: Experiment) -> pd.DataFrame:
+    """The main runs' ``defect_kinds`` table, one row per (category, kind): its type, test
+    images, mean share of the image (%) and image AUROC (mean and std over seeds, fractions).
+    Empty when the results have none."""
+    rows = pd.DataFrame(exp.table("defect_kinds"))
+    if rows.empty:
+        return rows
+    grouped = rows.groupby(["category", "kind"], sort=False, dropna=False)
+    return grouped.agg(type=("type", "first"), images=("images", "first"),
+                       area_percent=("area_percent", "mean"),
+                       image_auroc=("image_auroc", "mean"),
+                       image_auroc_std=("image_auroc", lambda s: s.std(ddof=0)),
+                       seeds=("seed", "nunique")).reset_index()
+
+
+def defect_kind_table(exp: Experiment) -> pd.DataFrame:
+    """Category x defect kind: type, test images, share of the image, image AUROC of that
+    kind alone against the normal images (mean ± std over seeds, %)."""
+    kinds = defect_kinds(exp)
+    if kinds.empty:
+        return kinds
+    return pd.DataFrame({
+        "Category": kinds["category"], "Defect kind": kinds["kind"],
+        "Type": kinds["type"].fillna("—"), "Test images": kinds["images"],
+        "Share of the image (%)": [f"{a:.2f}" for a in kinds["area_percent"]],
+        "Image AUROC (%)": [mean_std(m, s, int(n)) for m, s, n in
+                            zip(kinds["image_auroc"], kinds["image_auroc_std"], kinds["seeds"],
+                                strict=True)]})
+
+
 def separation_table(exp: Experiment) -> pd.DataFrame:
     """Fig. 5's separation numbers per category, in %."""
     rows = [{"Category": r["category"], "Normal vectors": r["n_normal"],
