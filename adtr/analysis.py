@@ -138,14 +138,16 @@ def defect_type(category: str, kind: str, synthetic: bool) -> str | None:
     return LOCAL if local else STRUCTURAL
 
 
-def defect_kinds(config: profiles.RunConfig, records: list[RunRecord]) -> pd.DataFrame:
-    """Per run and defect kind: the image AUROC of the normal test images against that kind
-    alone, with the kind's type, its number of test images and the share of the image its
-    defects cover (mean over those images, in %). Read from each run's saved test scores
+def defect_kinds(config: profiles.RunConfig, runs: pd.DataFrame, records: list[RunRecord]
+                 ) -> pd.DataFrame:
+    """Per run (a row of ``runs``, a ``run_grid`` table, with its record in ``records``) and
+    defect kind: the image AUROC of the normal test images against that kind alone, with the
+    kind's type, its number of test images and the share of the image its defects cover
+    (mean over those images, in %). Read from each run's saved test scores
     (``pipeline.scores_path``), in the order of its category's test images in
     ``config.data_root``."""
     rows = []
-    for record in records:
+    for run_row, record in zip(runs.to_dict(orient="records"), records, strict=True):
         run = pipeline.category_data(config, record.category)
         kinds = [sample.defect for sample in run.test]
         test = scores.RunScores.load(pipeline.scores_path(record))
@@ -156,7 +158,8 @@ def defect_kinds(config: profiles.RunConfig, records: list[RunRecord]) -> pd.Dat
         synthetic = bool(record.data.get("synthetic"))
         for kind, auroc in kind_aurocs(test.labels, test.image_scores, kinds).items():
             of_kind = np.asarray(kinds) == kind
-            rows.append({"category": record.category, "kind": kind, "seed": record.seed,
+            rows.append({"variant": run_row["variant"], "category": record.category,
+                         "kind": kind, "seed": record.seed,
                          "type": defect_type(record.category, kind, synthetic),
                          "images": int(of_kind.sum()),
                          "area_percent": float(100 * area[of_kind].mean()),

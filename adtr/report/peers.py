@@ -9,9 +9,10 @@ from typing import Any
 import pandas as pd
 
 from adtr import catalog, stats
-from adtr.report.formatting import mean_std
+from adtr.report.formatting import mean_std, percent
 from adtr.report.loading import METRIC_NAMES, METRICS, Experiment
-from adtr.report.tables import _interval_cell, per_category_variants
+from adtr.report.statements import KIND_FOUND
+from adtr.report.tables import _interval_cell, defect_kinds, per_category_variants
 
 #: How a pair's interval reads when neither method is the paper's claim.
 _AHEAD = {stats.BETTER: "{a} ahead", stats.WORSE: "{b} ahead",
@@ -119,6 +120,48 @@ def wins_and_losses(exp: Experiment, a: str, b: str, metric: str) -> str:
 
 def _list(categories: list[str]) -> str:
     return ", ".join(categories) if categories else "none"
+
+
+def defect_kind_table(exp: Experiment) -> pd.DataFrame:
+    """Category x defect kind: type, share of the image, and each method's image AUROC of
+    that kind alone against the normal images (%, mean over seeds)."""
+    kinds = defect_kinds(exp)
+    if kinds.empty:
+        return kinds
+    names = labels(exp)
+    methods = list(dict.fromkeys(kinds["variant"]))
+    first = kinds.groupby(["category", "kind"], sort=False).first()
+    wide = kinds.pivot_table(index=["category", "kind"], columns="variant",
+                             values="image_auroc").reindex(first.index)
+    table = pd.DataFrame({"Category": [c for c, _ in wide.index],
+                          "Defect kind": [k for _, k in wide.index],
+                          "Type": first["type"].reindex(wide.index).fillna("—").to_numpy(),
+                          "Share of the image (%)": [f"{a:.2f}" for a in
+                                                     first["area_percent"].reindex(wide.index)]})
+    for method in methods:
+        table[names.get(method, method)] = [percent(v) for v in wide[method]]
+    return table
+
+
+def defect_kind_statement(exp: Experiment, ours: str = "adtr") -> str:
+    """How many defect kinds each method finds on its own, and the kinds that ``ours``
+    misses and every other method finds."""
+    kinds = defect_kinds(exp)
+    if kinds.empty:
+        return ""
+    names = labels(exp)
+    found = kinds.pivot_table(index=["category", "kind"], columns="variant",
+                              values="image_auroc") >= KIND_FOUND  # the mean over seeds
+    counts = ", ".join(f"{names.get(m, m)} {int(found[m].sum())}" for m in found.columns)
+    text = (f"Defect kinds (of {len(found)}) that reach {percent(KIND_FOUND, 0)}% image AUROC "
+            f"on their own: {counts}.")
+    others = [m for m in found.columns if m != ours and not m.startswith(ours)]
+    if ours in found.columns and others:
+        missed = found[~found[ours] & found[others].all(axis=1)]
+        listed = ", ".join(f"{c} {k}" for c, k in missed.index) or "none"
+        text += (f" Missed by {names.get(ours, ours)} and found by "
+                 f"{' and '.join(names.get(m, m) for m in others)}: {listed}.")
+    return text
 
 
 def cost_table(exp: Experiment) -> pd.DataFrame:

@@ -141,13 +141,13 @@ def weakest_category(exp: Experiment, metric: str = "pixel_auroc") -> tuple[str,
 
 
 def defect_kinds(exp: Experiment) -> pd.DataFrame:
-    """The main runs' ``defect_kinds`` table, one row per (category, kind): its type, test
-    images, mean share of the image (%) and image AUROC (mean and std over seeds, fractions).
-    Empty when the results have none."""
+    """The experiment's ``defect_kinds`` table, one row per (variant, category, kind): the
+    kind's type, test images, mean share of the image (%) and image AUROC (mean and std over
+    seeds, fractions). Empty when the results have none."""
     rows = pd.DataFrame(exp.table("defect_kinds"))
     if rows.empty:
         return rows
-    grouped = rows.groupby(["category", "kind"], sort=False, dropna=False)
+    grouped = rows.groupby(["variant", "category", "kind"], sort=False, dropna=False)
     return grouped.agg(type=("type", "first"), images=("images", "first"),
                        area_percent=("area_percent", "mean"),
                        image_auroc=("image_auroc", "mean"),
