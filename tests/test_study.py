@@ -10,6 +10,7 @@ import pandas as pd
 
 from adtr import catalog, experiments, report, stats, study
 from adtr.schema import ExperimentRecord, ExperimentResults, RunRecord
+from tests.test_report import _results, _write
 
 VARIANTS_4A = ("adtr", "cnn", "no_attention", "no_query")
 
@@ -140,3 +141,22 @@ def test_the_statement_says_when_the_least_copying_variant_is_not_the_one_that_s
     assert "lowest first: Attn + Query (ADTR) 0.05, CNN 0.80." in text
     assert "CNN keeps 0.80 of it and still has the highest error ratio" in text
     assert "(mean normal error 10.00 against 40.00 for Attn + Query (ADTR))" in text
+
+
+def test_setting_metrics_set_adtr_beside_itself_in_every_setting(tmp_path: Path) -> None:
+    values = {("base/attention_query/adtr", "brick", 0): 0.97,
+              ("base/attention_query/cnn", "brick", 0): 0.50,
+              ("base/attention_query/adtr", "coins", 0): 0.92,
+              ("longer/attention_query/adtr", "brick", 0): 0.98,
+              ("longer/attention_query/adtr", "coins", 0): 0.95,
+              ("standardised/scales/last_layer", "coins", 0): 0.10}
+    results = _results("sensitivity", values, {})
+    for row in results["runs"]:  # _results sets every image AUROC to 0.9: make it differ
+        row["image_auroc"] = values[(row["variant"], row["category"], row["seed"])] - 0.1
+    _write(tmp_path, "sensitivity", results)
+    table = report.setting_metrics(report.load("sensitivity", "cpu", tmp_path))
+    assert list(table["Setting"]) == ["the profile's regime", "twice the epochs"]
+    assert list(table["brick"]) == [87.0, 88.0] and list(table["coins"]) == [82.0, 85.0]
+    pixels = report.setting_metrics(report.load("sensitivity", "cpu", tmp_path),
+                                    metric="pixel_auroc")
+    assert list(pixels["coins"]) == [92.0, 95.0]

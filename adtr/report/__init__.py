@@ -110,6 +110,7 @@ from adtr.report.statements import (
 from adtr.report.study import (
     sensitivity_statement,
     sensitivity_table,
+    setting_metrics,
     shortcut_statement,
     shortcut_table,
 )
@@ -180,8 +181,9 @@ __all__ = [
     "percent", "plural", "plus_differences", "plus_per_unit", "plus_settings", "plus_statement",
     "plus_table", "plus_table_by_method", "produced_by", "profile_sentence", "profiles_table",
     "provenance", "provenance_detail", "provenance_summary", "ranks", "results_root", "run_table",
-    "sensitivity_statement", "sensitivity_table", "separation_table", "shortcut_statement",
-    "shortcut_table", "show_figure", "show_figure_grid", "show_markdown", "show_matplotlib",
-    "show_note", "show_provenance", "show_runs", "show_table", "signed", "stage_info", "statement",
-    "tsne_statement", "unit_column", "units", "weakest_category", "weights_kind"
+    "sensitivity_statement", "sensitivity_table", "separation_table", "setting_metrics",
+    "shortcut_statement", "shortcut_table", "show_figure", "show_figure_grid", "show_markdown",
+    "show_matplotlib", "show_note", "show_provenance", "show_runs", "show_table", "signed",
+    "stage_info", "statement", "tsne_statement", "unit_column", "units", "weakest_category",
+    "weights_kind"
 ]

@@ -136,3 +136,18 @@ def sensitivity_statement(exp: Experiment) -> str:
                          for verdict, settings in by_verdict.items())
         parts.append(f"**{claim}**: {said}.")
     return " ".join(parts)
+
+
+def setting_metrics(exp: Experiment, variant: str = "adtr", metric: str = "image_auroc"
+                    ) -> pd.DataFrame:
+    """Setting x category: the ``metric`` (%) of the study's Table 4a ``variant`` run in each
+    setting, mean over the study's seeds."""
+    runs = exp.runs
+    if runs.empty:
+        return runs
+    setting, experiment, name = runs["variant"].str.split("/", expand=True).T.to_numpy()
+    chosen = runs.assign(setting=setting)[(experiment == "attention_query") & (name == variant)]
+    table = chosen.pivot_table(index="setting", columns="category", values=metric, sort=False)
+    labels = {s.name: s.label for s in catalog.SENSITIVITY_SETTINGS}
+    table.index = [labels.get(s, s) for s in table.index]
+    return (100 * table).round(1).rename_axis(index="Setting", columns=None).reset_index()
