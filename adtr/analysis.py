@@ -134,8 +134,7 @@ def defect_type(category: str, kind: str, synthetic: bool) -> str | None:
     """LOCAL or STRUCTURAL for the generated data's kinds; None for other data."""
     if not synthetic or category not in synth.CATEGORIES:
         return None
-    local = category in synth.TEXTURE_CATEGORIES or kind in objects.LOCAL_KINDS
-    return LOCAL if local else STRUCTURAL
+    return LOCAL if objects.is_local(category, kind) else STRUCTURAL
 
 
 def defect_kinds(config: profiles.RunConfig, runs: pd.DataFrame, records: list[RunRecord]
@@ -145,23 +144,32 @@ def defect_kinds(config: profiles.RunConfig, runs: pd.DataFrame, records: list[R
     kind's type, its number of test images and the share of the image its defects cover
     (mean over those images, in %). Read from each run's saved test scores
     (``pipeline.scores_path``), in the order of its category's test images in
-    ``config.data_root``."""
+    ``config.data_root``, which must be the images the run was tested on (AdtrError
+    otherwise)."""
+    listings: dict[str, tuple[pipeline.RunData, np.ndarray]] = {}  # category -> test, areas
     rows = []
     for run_row, record in zip(runs.to_dict(orient="records"), records, strict=True):
-        run = pipeline.category_data(config, record.category)
-        kinds = [sample.defect for sample in run.test]
+        if (run_row["category"], run_row["seed"]) != (record.category, record.seed):
+            raise AdtrError(f"run table row {run_row['category']} seed {run_row['seed']} "
+                            f"was given the record of {record.category} seed {record.seed}")
+        if record.category not in listings:
+            run = pipeline.category_data(config, record.category)
+            area = data.load_masks(run.test, config.image_size).mean(axis=(1, 2))
+            listings[record.category] = run, area
+        run, area = listings[record.category]
         test = scores.RunScores.load(pipeline.scores_path(record))
-        if len(test.labels) != len(kinds) or (test.labels != run.labels).any():
+        if (record.data.get("digest", run.digest) != run.digest
+                or not np.array_equal(test.labels, run.labels)):
             raise AdtrError(f"the saved scores of the {record.category} run (seed "
-                            f"{record.seed}) are not of its test images as listed now")
-        area = data.load_masks(run.test, config.image_size).mean(axis=(1, 2))
+                            f"{record.seed}) are not of its test images in {config.data_root} "
+                            "as listed now")
+        kinds = np.array([sample.defect for sample in run.test])
         synthetic = bool(record.data.get("synthetic"))
-        for kind, auroc in kind_aurocs(test.labels, test.image_scores, kinds).items():
-            of_kind = np.asarray(kinds) == kind
+        for kind, auroc in kind_aurocs(test.labels, test.image_scores, list(kinds)).items():
             rows.append({"variant": run_row["variant"], "category": record.category,
                          "kind": kind, "seed": record.seed,
                          "type": defect_type(record.category, kind, synthetic),
-                         "images": int(of_kind.sum()),
-                         "area_percent": float(100 * area[of_kind].mean()),
+                         "images": int((kinds == kind).sum()),
+                         "area_percent": float(100 * area[kinds == kind].mean()),
                          "image_auroc": auroc})
     return pd.DataFrame(rows)

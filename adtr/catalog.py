@@ -94,6 +94,8 @@ PAPER_MVTEC = {"ADTR": {"image_auroc": 96.4, "pixel_auroc": 97.2},
 PAPER_CIFAR10 = {"ADTR": 94.7, "ADTR+": 96.1}
 #: Fig. 5 samples this many difference vectors (normal : anomalous = 1 : 1).
 FIG5_SAMPLES = 600
+#: The image AUROC at which a defect kind counts as found on its own (defect-kind tables).
+KIND_FOUND = 0.90
 
 #: The paper's backbones, then those whose ImageNet weights ship in pip packages.
 PAPER_BACKBONES = ("resnet18", "resnet34", "efficientnet_b0", "efficientnet_b4")

@@ -46,7 +46,7 @@ from scipy import ndimage
 
 from adtr.shapes import pixel_grid, smoothstep, value_noise
 
-__all__ = ["LOCAL_KINDS", "OBJECT_KINDS", "SOURCES", "draw", "render", "with_defect"]
+__all__ = ["LOCAL_KINDS", "OBJECT_KINDS", "SOURCES", "draw", "is_local", "render", "with_defect"]
 
 FloatImage = NDArray[np.float32]
 Mask = NDArray[np.bool_]
@@ -66,6 +66,12 @@ SOURCES: dict[str, str] = {
     "logo": "skimage.data.logo (graphic)",
     "horse": "skimage.data.horse (silhouette) + skimage.data.gravel (photograph, metal grain)",
 }
+
+
+def is_local(category: str, kind: str) -> bool:
+    """Whether a defect of ``kind`` is painted on the surface (every kind of a texture, and
+    the objects' ``LOCAL_KINDS``) rather than a change of an object's parts or layout."""
+    return category not in OBJECT_KINDS or kind in LOCAL_KINDS
 
 
 def draw(category: str, rng: np.random.Generator, size: int) -> Scene:

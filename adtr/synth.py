@@ -137,8 +137,7 @@ def defect_kinds(category: str) -> tuple[str, ...]:
 def area_range(category: str, kind: str) -> tuple[float, float]:
     """The (min, max) fraction of the image that a defect of ``kind`` covers."""
     _check_choice("kind", kind, defect_kinds(category))
-    local = category in TEXTURE_CATEGORIES or kind in objects.LOCAL_KINDS
-    return AREA_RANGE if local else _STRUCTURAL_AREA_RANGE
+    return AREA_RANGE if objects.is_local(category, kind) else _STRUCTURAL_AREA_RANGE
 
 
 # ------------------------------------------------------------------------ normal images

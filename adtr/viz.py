@@ -14,7 +14,7 @@ from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from adtr.analysis import DifferenceSample  # noqa: E402
-from adtr.catalog import METRIC_NAMES  # noqa: E402
+from adtr.catalog import KIND_FOUND, METRIC_NAMES  # noqa: E402
 
 
 def gallery(images: list[np.ndarray], masks: np.ndarray, maps: np.ndarray, scores: np.ndarray,
@@ -93,10 +93,10 @@ def loss_curves(histories: dict[str, list[float]]) -> Figure:
     return fig
 
 
-def defect_kind_bars(kinds: pd.DataFrame) -> Figure:
+def defect_kind_bars(kinds: pd.DataFrame, found: float = KIND_FOUND) -> Figure:
     """One panel per category: the image AUROC of each defect kind alone against the normal
     images (``analysis.defect_kinds``; bar: mean over seeds, dots: seeds), coloured by the
-    kind's type, with the share of the image its defects cover."""
+    kind's type, with the share of the image its defects cover; a dashed line at ``found``."""
     categories = list(dict.fromkeys(kinds["category"]))
     columns = min(3, len(categories))
     rows = -(-len(categories) // columns)
@@ -121,7 +121,7 @@ def defect_kind_bars(kinds: pd.DataFrame) -> Figure:
                                                                           strict=True)])
         ax.invert_yaxis()
         ax.set_xlim(low, 100.5)
-        ax.axvline(90, color="grey", linewidth=0.8, linestyle="--")
+        ax.axvline(100 * found, color="grey", linewidth=0.8, linestyle="--")
         ax.set_title(category, fontsize=10)
         ax.tick_params(axis="y", labelsize=8)
     for ax in axes.flat[len(categories):]:
@@ -130,8 +130,8 @@ def defect_kind_bars(kinds: pd.DataFrame) -> Figure:
         ax.set_xlabel("image AUROC (%), this kind vs normal")
     handles = [matplotlib.patches.Patch(color=c, alpha=0.8, label=t) for t, c in colours.items()]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
-               ncol=len(handles), frameon=False,
-               title="kind (share of the image it covers); dots: seeds; dashed: 90 %")
+               ncol=len(handles), frameon=False, title="kind (share of the image it covers); "
+               f"dots: seeds; dashed: {100 * found:.0f} %")
     fig.tight_layout()
     return fig
 

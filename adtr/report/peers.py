@@ -123,40 +123,40 @@ def _list(categories: list[str]) -> str:
 
 
 def defect_kind_table(exp: Experiment) -> pd.DataFrame:
-    """Category x defect kind: type, share of the image, and each method's image AUROC of
-    that kind alone against the normal images (%, mean over seeds)."""
+    """Category x defect kind: type, test images, share of the image, and each method's
+    image AUROC of that kind alone against the normal images (%, mean over seeds)."""
     kinds = defect_kinds(exp)
     if kinds.empty:
         return kinds
     names = labels(exp)
-    methods = list(dict.fromkeys(kinds["variant"]))
     first = kinds.groupby(["category", "kind"], sort=False).first()
     wide = kinds.pivot_table(index=["category", "kind"], columns="variant",
                              values="image_auroc").reindex(first.index)
-    table = pd.DataFrame({"Category": [c for c, _ in wide.index],
-                          "Defect kind": [k for _, k in wide.index],
-                          "Type": first["type"].reindex(wide.index).fillna("—").to_numpy(),
-                          "Share of the image (%)": [f"{a:.2f}" for a in
-                                                     first["area_percent"].reindex(wide.index)]})
-    for method in methods:
+    table = pd.DataFrame({"Category": [c for c, _ in first.index],
+                          "Defect kind": [k for _, k in first.index],
+                          "Type": first["type"].fillna("—").to_numpy(),
+                          "Test images": first["images"].to_numpy(),
+                          "Share of the image (%)": [f"{a:.2f}" for a in first["area_percent"]]})
+    for method in dict.fromkeys(kinds["variant"]):
         table[names.get(method, method)] = [percent(v) for v in wide[method]]
     return table
 
 
 def defect_kind_statement(exp: Experiment, ours: str = "adtr") -> str:
     """How many defect kinds each method finds on its own, and the kinds that ``ours``
-    misses and every other method finds."""
+    misses and every method it is compared with (the experiment's pairs) finds."""
     kinds = defect_kinds(exp)
     if kinds.empty:
         return ""
     names = labels(exp)
-    found = kinds.pivot_table(index=["category", "kind"], columns="variant",
-                              values="image_auroc") >= KIND_FOUND  # the mean over seeds
-    counts = ", ".join(f"{names.get(m, m)} {int(found[m].sum())}" for m in found.columns)
+    methods = list(dict.fromkeys(kinds["variant"]))
+    found = (kinds.pivot_table(index=["category", "kind"], columns="variant",
+                               values="image_auroc") >= KIND_FOUND)[methods]  # mean over seeds
+    counts = ", ".join(f"{names.get(m, m)} {int(found[m].sum())}" for m in methods)
     text = (f"Defect kinds (of {len(found)}) that reach {percent(KIND_FOUND, 0)}% image AUROC "
             f"on their own: {counts}.")
-    others = [m for m in found.columns if m != ours and not m.startswith(ours)]
-    if ours in found.columns and others:
+    others = [b for a, b in catalog.get(exp.name).pairs if a == ours and b in methods]
+    if ours in methods and others:
         missed = found[~found[ours] & found[others].all(axis=1)]
         listed = ", ".join(f"{c} {k}" for c, k in missed.index) or "none"
         text += (f" Missed by {names.get(ours, ours)} and found by "

@@ -132,8 +132,10 @@ def tsne_statement(exp: Experiment, paper_samples: int) -> str:
     return text
 
 
-#: The image AUROC at which the defect-kinds statement counts a kind as found on its own.
-KIND_FOUND = 0.90
+#: The image AUROC at which a defect kind counts as found on its own.
+KIND_FOUND = catalog.KIND_FOUND
+#: At most this many kinds below ``KIND_FOUND`` are named, the lowest first.
+KINDS_NAMED = 10
 
 
 def defect_kind_statement(exp: Experiment) -> str:
@@ -143,8 +145,9 @@ def defect_kind_statement(exp: Experiment) -> str:
     if kinds.empty:
         return "No defect kinds were written."
     found = kinds["image_auroc"] >= KIND_FOUND
-    text = (f"{int(found.sum())} of {len(kinds)} defect kinds reach {percent(KIND_FOUND, 0)}% "
-            f"image AUROC on their own (mean over seeds).")
+    bar = f"{percent(KIND_FOUND, 0)}%"
+    text = (f"{int(found.sum())} of {len(kinds)} defect kinds reach {bar} image AUROC on their "
+            f"own (mean over seeds).")
     for kind_type in dict.fromkeys(kinds["type"].dropna()):
         of_type = kinds["type"] == kind_type
         text += (f" {kind_type.capitalize()}: {int((found & of_type).sum())} of "
@@ -152,12 +155,15 @@ def defect_kind_statement(exp: Experiment) -> str:
     missed = kinds[~found].sort_values("image_auroc")
     if missed.empty:
         return text
-    listed = ", ".join(f"{r.category} {r.kind} ({percent(r.image_auroc)}%, "
-                       f"{r.area_percent:.2f}% of the image)" for r in missed.itertuples())
-    text += f" Below it: {listed}."
-    if found.any():
-        text += (f" The kinds below it cover a median {missed['area_percent'].median():.2f}% "
-                 f"of the image, those above it {kinds[found]['area_percent'].median():.2f}%.")
+    named = ", ".join(f"{r.category} {r.kind} ({percent(r.image_auroc)}%, "
+                      f"{r.area_percent:.2f}% of the image)"
+                      for r in missed.head(KINDS_NAMED).itertuples())
+    lowest = f"the {KINDS_NAMED} lowest: " if len(missed) > KINDS_NAMED else ""
+    text += f" Below {bar}: {lowest}{named}."
+    if len(missed) > 1 and found.sum() > 1:
+        text += (f" The kinds below {bar} cover a median {missed['area_percent'].median():.2f}% "
+                 f"of the image, those at or above it "
+                 f"{kinds[found]['area_percent'].median():.2f}%.")
     return text
 
 
