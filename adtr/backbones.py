@@ -307,3 +307,12 @@ def build_extractor(config: RunConfig) -> FeatureExtractor | PixelPatches:
         return PixelPatches(config.image_size, config.feature_stride, config.stages)
     return FeatureExtractor(config.backbone, config.stages, config.image_size,
                             config.feature_stride, config.weights)
+
+
+def feature_channels(config: RunConfig) -> int:
+    """The channels of the config's feature map (timm's feature info; no weights loaded)."""
+    if config.backbone == PIXELS:
+        return 3 * config.feature_stride ** 2
+    model = timm.create_model(config.backbone, pretrained=False, features_only=True,
+                              out_indices=config.stages)
+    return sum(model.feature_info.channels())

@@ -135,9 +135,16 @@ def _weights_source(backbone: str, weights: str) -> str:
     return "none" if backbone == PIXELS else resolve_weights(backbone, weights).source
 
 
+#: Modules whose code decides nothing a run computes: parameter values (``profiles``; the
+#: key holds the values a run resolved to), the result files' layout (``schema``; a file it
+#: cannot read is computed again) and bookkeeping (``records``: atomic writes, the record's
+#: fields; the key holds the data's digest itself). A change there keeps every run's key.
+KEY_LEAVES_OUT = frozenset({"profiles", "schema", "records"})
+
+
 @functools.cache
 def _code() -> str:
-    return code_digest(["pipeline"])
+    return code_digest(["pipeline"], leave_out=KEY_LEAVES_OUT)
 
 
 def run_key(config: RunConfig, run: RunData) -> str:
@@ -254,7 +261,7 @@ def fine_tune(config: RunConfig, run: RunData, train_features: Tensor, base_chec
     step_loss, source = objective(standardizer)
     model, standardizer, history = train.train(
         config, run.name, train_features, out_dir, device, progress,
-        schedule=(config.plus_epochs, config.plus_lr, config.plus_epochs),
+        schedule=(config.plus_epochs, config.plus_lr, None),
         start_from=state, step_loss=step_loss,
         identity={"data": data_digest(config, run), "base": file_sha256(base_checkpoint)})
     extra = {"base_checkpoint": str(base_checkpoint), "base_epochs": state["epoch"],
@@ -272,7 +279,8 @@ def shortcut_probe(config: RunConfig, run: RunData, features: Features, device: 
                    cache_dir: Path | None = None, progress: bool = True) -> train.Probe:
     """The identity-shortcut statistics of the model on the test set (``adtr.scores``): the
     pass-through (slope of f_hat on f) and the reconstruction error at anomalous and at
-    normal tokens, the normal-error tail, and pixel AUROC (binned, ``scores.RunScores``).
+    normal tokens, the normal-error tail, and pixel and image AUROC (``scores.RunScores``;
+    pixel AUROC binned).
     Where the data has each defective image's defect-free twin (``adtr synth`` writes them),
     also the twin pass-through: the slope of (f_hat - f_hat_twin) on (f - f_twin) at
     anomalous tokens, how much of the defect's own deviation the reconstruction keeps."""
@@ -303,8 +311,9 @@ def shortcut_probe(config: RunConfig, run: RunData, features: Features, device: 
                 twin_out.numpy(), anomalous[defective])
         maps, image_scores = train.maps_and_scores(inputs - outputs, config)
         binned = scores.run_scores(run.labels, image_scores, masks, maps)
-        values["pixel_auroc"] = float(scores.metric_values(
-            binned, "pixel_auroc", np.ones((1, len(image_scores))))[0])
+        for metric in ("pixel_auroc", "image_auroc"):
+            values[metric] = float(scores.metric_values(
+                binned, metric, np.ones((1, len(image_scores))))[0])
         values["loss"] = float(((inputs - outputs) ** 2).mean())
         return values
 
@@ -367,7 +376,8 @@ def _finish(result: RunResult, test_scores: scores.RunScores, out_dir: Path, met
     scores_file = metrics_file.parent / SCORES_FILE
     record = replace(
         result.record, epochs_trained=len(history["epoch_loss"]),
-        loss_history=history["epoch_loss"], wall_time_s=round(time.perf_counter() - started, 2),
+        loss_history=history["epoch_loss"], lr_history=history.get("lr"),
+        wall_time_s=round(time.perf_counter() - started, 2),
         checkpoint=str(out_dir / "checkpoint.pt"), scores=str(scores_file), **fields)
     result = replace(result, record=record)
     test_scores.save(scores_file)

@@ -76,6 +76,7 @@ class RunRecord:
     score: str | None = None  # how the image score is taken from the map
     epochs_trained: int | None = None
     loss_history: list[float] | None = None
+    lr_history: list[float] | None = None  # each epoch's learning rate (None: not recorded)
     wall_time_s: float | None = None
     checkpoint: str | None = None
     run_key: str | None = None
@@ -228,7 +229,10 @@ class ExperimentRecord:
 
 #: Tables an experiment may add to its file beside runs and summary.
 TABLES = ("per_category", "per_class", "separation", "intervals", "shortcut", "sensitivity",
-          "cost", "peers", "defect_kinds")
+          "cost", "peers", "defect_kinds",
+          # the convergence study (``adtr.convergence``)
+          "long_curves", "book_curves", "rule", "flattened", "against_long", "seed_check",
+          "labels", "long_intervals")
 
 
 @dataclass(frozen=True)

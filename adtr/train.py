@@ -80,8 +80,31 @@ def build_model(config: RunConfig, channels: int) -> tuple[ADTR, Standardizer]:
     return ADTR(channels, grid, config), Standardizer(channels)
 
 
-#: (epochs, learning rate, epoch from which it is cut 10x) of a training run.
-Schedule = tuple[int, float, int]
+#: The share of a run's epochs after which its learning rate is cut 10x, once: the paper's
+#: schedule (500 epochs, cut at 400), for every profile and every number of epochs.
+LR_CUT_FRACTION = 0.8
+
+#: (epochs, learning rate, epoch after which it is cut 10x; None: constant) of a training run.
+Schedule = tuple[int, float, int | None]
+
+
+def lr_cut_epoch(epochs: int) -> int:
+    """The epoch after which the learning rate is cut 10x: 80 % of ``epochs``, rounded (at
+    least 1), so ``epochs`` = 500 cuts after epoch 400 and 40 after epoch 32."""
+    return max(1, round(LR_CUT_FRACTION * epochs))
+
+
+def schedule_of(config: RunConfig) -> Schedule:
+    """A reconstruction run's schedule: the config's epochs and lr, one cut at 80 %."""
+    return config.epochs, config.lr, lr_cut_epoch(config.epochs)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cut_epoch: int | None
+                   ) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch: the lr times 0.1 from epoch ``cut_epoch`` on, once (never
+    again: a ``StepLR`` would cut every ``cut_epoch`` epochs); constant for None."""
+    milestones = [] if cut_epoch is None else [cut_epoch]
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, config: RunConfig) -> torch.optim.AdamW:
@@ -183,7 +206,8 @@ def _mismatch(state: dict[str, Any], identity: dict[str, Any]) -> str | None:
     reasons = {"config": "was made with other parameters",
                "category": "was trained on another category",
                "data": "was trained on other data (the images changed since)",
-               "base": "was fine-tuned from another base model"}
+               "base": "was fine-tuned from another base model",
+               "schedule": "was trained under another learning-rate schedule"}
     for key, value in identity.items():
         if key not in state:
             return f"was written before checkpoints recorded their {key!r}"
@@ -199,12 +223,14 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
           ) -> tuple[ADTR, Standardizer, dict]:
     """Train (or resume training) on normal features; returns the model and its history.
 
-    ``schedule``: (epochs, lr, lr step epoch), by default the config's. Fine-tuning (ADTR+)
-    passes ``start_from`` (a checkpoint's state to start from) and ``step_loss`` (its
-    objective). ``identity``: what else a resumable checkpoint must match (the data's
-    digest, the base model's checksum). ``probe`` is called before the first epoch and at
-    every checkpoint; its values are kept in ``history["probes"]`` (with the checkpoint, so
-    a resumed run keeps them). A ``pca`` model is fitted in closed form, with no epochs.
+    ``schedule``: (epochs, lr, cut epoch), by default the config's (``schedule_of``).
+    Fine-tuning (ADTR+) passes ``start_from`` (a checkpoint's state to start from) and
+    ``step_loss`` (its objective). ``identity``: what else a resumable checkpoint must
+    match (the data's digest, the base model's checksum); the schedule always is. ``probe``
+    is called before the first epoch and at every checkpoint; its values are kept in
+    ``history["probes"]`` (with the checkpoint, so a resumed run keeps them), each epoch's
+    learning rate in ``history["lr"]``. A ``pca`` model is fitted in closed form, with no
+    epochs.
     """
     keep_freed_memory()
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -219,7 +245,11 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
     # onto the parameters' device (the fused step needs both on one device).
     model.to(device)
     standardizer.to(device)
-    identity = {"config": _comparable(config), "category": category, **(identity or {})}
+    epochs, lr, cut_epoch = schedule or schedule_of(config)
+    # the schedule itself, not only the config it came from: a checkpoint of the old
+    # schedule (a cut every lr_step_epoch epochs) is never resumed under this one
+    identity = {"config": _comparable(config), "category": category,
+                "schedule": [epochs, lr, cut_epoch], **(identity or {})}
     if config.variant == "pca":  # closed form: nothing to resume
         fit_pca(model, standardizer(features.to(device)))
         history: dict[str, list] = {"epoch_loss": [], "probes": []}
@@ -228,10 +258,9 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
             "channels": features.shape[1], "model": model.state_dict(),
             "standardizer": standardizer.state_dict(), "history": history})
         return model, standardizer, history
-    epochs, lr, lr_step_epoch = schedule or (config.epochs, config.lr, config.lr_step_epoch)
     optimizer = make_optimizer(model, lr, config)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_epoch, gamma=0.1)
-    history = {"epoch_loss": [], "probes": []}
+    scheduler = make_scheduler(optimizer, cut_epoch)
+    history = {"epoch_loss": [], "lr": [], "probes": []}
     start_epoch = 0
     state = load_checkpoint(checkpoint_path)
     if state is not None:
@@ -269,6 +298,7 @@ def train(config: RunConfig, category: str, features: Tensor, out_dir: Path,
         # The order depends only on (seed, epoch), so a resumed run sees the same batches.
         order = torch.randperm(count, generator=torch.Generator().manual_seed(config.seed + epoch))
         losses = []
+        history.setdefault("lr", []).append(optimizer.param_groups[0]["lr"])
         for step, start in enumerate(range(0, count, config.batch_size)):
             index = order[start:start + config.batch_size]
             batch = inputs[index.to(device)]
@@ -347,6 +377,7 @@ def restore(state: dict[str, Any], **config_overrides: Any
     """The config, model and standardiser saved in a checkpoint's ``state``."""
     values = {**state["full_config"], **config_overrides}
     values["stages"] = tuple(values["stages"])
+    values.pop("lr_step_epoch", None)  # written before every schedule cut once at 80 %
     if values["variant"] == ADTR_PLUS:  # written when ADTR+ was a variant
         values.update(variant="adtr", objective=ADTR_PLUS)
     config = RunConfig(**values)

@@ -54,18 +54,27 @@ def test_rerun_resumes_and_evaluate_reproduces_the_metrics(tiny_root, tmp_path) 
         assert evaluated[name] == pytest.approx(first[name], abs=1e-6)
 
 
-def test_resumed_training_matches_an_uninterrupted_run(tiny_root, tmp_path) -> None:
+def test_resumed_training_matches_an_uninterrupted_run(tiny_root, tmp_path,
+                                                        monkeypatch) -> None:
     config = profiles.resolve("smoke", data_root=str(tiny_root), epochs=4, checkpoint_every=2)
     run = pipeline.category_data(config, "brick")
     whole = pipeline.fit(config, run, tmp_path / "whole", progress=False)
-    pipeline.fit(profiles.with_overrides(config, epochs=2), run, tmp_path / "split",
-                 progress=False)
-    state = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)
-    state["config"]["epochs"] = 4  # as if the 4-epoch run had been killed after epoch 2
-    state["config"]["lr_step_epoch"] = config.lr_step_epoch
-    torch.save(state, tmp_path / "split" / "checkpoint.pt")
+    step, calls = train.training_step, []
+
+    def stop_in_epoch_3(*args, **kwargs):  # 4 images in batches of 4: one step an epoch
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed after the checkpoint of epoch 2
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "training_step", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.fit(config, run, tmp_path / "split", progress=False)
+    monkeypatch.setattr(train, "training_step", step)
+    assert torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["epoch"] == 2
     resumed = pipeline.fit(config, run, tmp_path / "split", progress=False)
     assert resumed.record.loss_history == whole.record.loss_history
+    assert resumed.record.lr_history == whole.record.lr_history
     assert resumed.pixel_auroc == whole.pixel_auroc
 
 

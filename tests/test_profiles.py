@@ -9,7 +9,7 @@ def test_paper_profile_is_the_papers_setting() -> None:
     assert config.backbone == "efficientnet_b4"
     assert config.stages == (0, 1, 2, 3)
     assert config.image_size == 224 and config.image_size // config.feature_stride == 14
-    assert (config.epochs, config.lr_step_epoch, config.batch_size) == (500, 400, 16)
+    assert (config.epochs, config.batch_size) == (500, 16)
     assert (config.lr, config.weight_decay, config.grad_clip) == (1e-4, 1e-4, 0.1)
     assert (config.num_encoder_layers, config.num_decoder_layers, config.hidden_dim) == (4, 4, 256)
     assert (config.num_heads, config.feedforward_dim, config.dropout) == (8, 1024, 0.1)
