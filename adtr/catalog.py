@@ -29,9 +29,11 @@ class Variant:
     label: str
     overrides: dict[str, Any] = field(default_factory=dict)
     paper: float | None = None  # the paper's value of the experiment's metric, in %
-    reference: bool = False  # a training-free reference row, not one of the paper's variants
-    # a reference row is compared with this variant (default: the one the claim favours)
+    # a reference row, not one of the paper's variants: shown and compared with
+    # ``reference_for`` (default: the variant the claim favours), never part of the claim
+    reference: bool = False
     reference_for: str = ""
+    reference_kind: str = "without training"  # what kind of reference, as a reader reads it
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,17 @@ class Claim:
     text: str
     comparisons: tuple[tuple[str, str], ...] = ()
     reading: str = ""  # how the claim is read into comparisons, where it is not literal
+    # pairs of stand-ins for the paper's variants (a substitute test), and what stands in
+    # for what and why
+    substitutes: tuple[tuple[str, str], ...] = ()
+    substitute_reading: str = ""
+
+
+#: The kinds of experiment (``Experiment.kind``): the main results; a Table 4 ablation
+#: (a claim decided by paired intervals); Fig. 5; a method against ADTR (ADTR+, the
+#: one-class setting); ADTR against other methods (peers, unified); a study beyond the
+#: paper (shortcut, sensitivity, convergence).
+KINDS = ("main", "ablation", "figure", "method", "peers", "study")
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,8 @@ class Experiment:
     page: str  # book/<page>.md
     title: str
     short_title: str
+    # what kind of result it is, which decides how the book summarises it (``KINDS``)
+    kind: str = "ablation"
     schedule: str = "main"  # profiles.SCHEDULES
     metric: str = "pixel_auroc"  # what the paper's claim is about
     variants: tuple[Variant, ...] = ()
@@ -67,6 +82,8 @@ class Experiment:
     pairs: tuple[tuple[str, str], ...] = ()
     # at most this many of the profile's seeds when none are given (0: all), for the batch's time
     max_seeds: int = 0
+    # Table 4c: every backbone's width d (and feed-forward 4d) at the profile's d / C
+    same_width_ratio: bool = False
 
     @property
     def compared(self) -> tuple[Variant, ...]:
@@ -118,19 +135,17 @@ _TABLE_4A = (Variant("cnn", "CNN", {"variant": "cnn"}, 94.4),
 
 @dataclass(frozen=True)
 class Setting:
-    """One point of the sensitivity study: what it changes in the profile's regime
-    (``epoch_factor`` multiplies its epochs and the epoch of its lr cut)."""
+    """One point of the sensitivity study: what it changes in the profile's regime."""
 
     name: str
     label: str
     overrides: dict[str, Any]
-    epoch_factor: int = 1
     claims: tuple[str, ...] = ()  # () = every experiment of SENSITIVITY_CLAIMS
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("main", "01_main_results", "main_results", "Main results", "Main results",
-               variants=(_ADTR,)),
+               kind="main", variants=(_ADTR,)),
     Experiment(
         "attention_query", "02_attention_query", "attention_query",
         "Table 4a: attention and query", "Table 4a",
@@ -141,16 +156,22 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                  ("adtr", "no_query")))),
     Experiment(
         "target", "03_target", "target", "Table 4b: reconstruction target", "Table 4b",
-        variants=(Variant("pixels", "Pixels",
-                          {"variant": "pixels", "backbone": "pixels", "standardize": True},
+        # both targets at their own scale, as the book's regime keeps features; the pixels
+        # standardised per channel are the other scale, a labelled row beside the claim
+        variants=(Variant("pixels", "Pixels", {"variant": "pixels", "backbone": "pixels"},
                           91.3),
                   Variant("features", "Features", {}, 97.2),
+                  Variant("pixels_standardised", "Pixels, standardised",
+                          {"variant": "pixels", "backbone": "pixels", "standardize": True},
+                          reference=True, reference_kind="the other scale"),
                   Variant("pca_pixels", "PCA residual of pixels (no training)",
-                          {"variant": "pca", "backbone": "pixels", "standardize": True},
+                          {"variant": "pca", "backbone": "pixels"},
                           reference=True, reference_for="pixels"),
                   _PCA),
         claim=Claim("reconstructing backbone features beats reconstructing raw pixels",
-                    comparisons=(("features", "pixels"),))),
+                    comparisons=(("features", "pixels"),),
+                    reading="both at their own scale (features and pixels unstandardised); "
+                            "the standardised pixels are shown beside them")),
     Experiment(
         "backbone", "04_backbone", "backbone", "Table 4c: backbone", "Table 4c",
         variants=tuple(
@@ -164,7 +185,15 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                  ("efficientnet_lite2", "efficientnet_lite0")),
                     reading="the paper states no strict order; we test its two ends, the "
                             "deepest against the shallowest backbone of a family, and show "
-                            "every backbone's value")),
+                            "every backbone's value",
+                    substitutes=(("efficientnet_lite2", "efficientnet_lite0"),),
+                    substitute_reading=(
+                        "the paper's backbones (ResNet-18 and -34, EfficientNet-B0 and -B4) "
+                        "have no ImageNet weights that ship offline; EfficientNet-Lite0 and "
+                        "Lite2, whose weights ship in pip packages, stand in for the "
+                        "shallow and the deep end of one family, each with its "
+                        "reconstruction width d at the same share of its channels")),
+        same_width_ratio=True),
     Experiment(
         "scales", "05_scales", "scales", "Table 4d: feature scales", "Table 4d",
         # the last layer is the deepest of the set-up's stages (experiments.variants resolves it)
@@ -173,27 +202,31 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         claim=Claim("multi-scale features beat the deepest stage alone",
                     comparisons=(("multi_scale", "last_layer"),))),
     Experiment("tsne", "06_tsne", "tsne", "Fig. 5: t-SNE of d(:, u)", "Fig. 5",
-               variants=(_ADTR,)),
+               kind="figure", variants=(_ADTR,)),
     Experiment("adtr_plus", "07_adtr_plus", "adtr_plus", "ADTR+: fine-tuning with anomalies",
-               "ADTR+", variants=(_ADTR, _ADTR_PLUS)),
+               "ADTR+", kind="method", variants=(_ADTR, _ADTR_PLUS)),
     Experiment("oneclass", "08_one_class", "one_class", "One-class setting (CIFAR-10 table)",
-               "One-class", schedule="oneclass", metric="image_auroc",
+               "One-class", kind="method", schedule="oneclass", metric="image_auroc",
                variants=(_ADTR, _ADTR_PLUS), one_class=True, paper_data="CIFAR-10"),
     # Beyond the paper: its Eq. 4-5 argument measured, and where each claim holds.
     Experiment("shortcut", "09_shortcut", "shortcut", "The identity shortcut", "Shortcut",
-               variants=_TABLE_4A, paper_data="(not measured in the paper)"),
+               kind="study", variants=_TABLE_4A, paper_data="(not measured in the paper)"),
+    Experiment("convergence", "13_convergence", "convergence",
+               "Convergence: every model trained to its plateau", "Convergence",
+               kind="study", paper_data="(not measured in the paper)"),
     Experiment("sensitivity", "10_sensitivity", "sensitivity", "Where each claim holds",
-               "Sensitivity", variants=_TABLE_4A, paper_data="(not measured in the paper)"),
+               "Sensitivity", kind="study", variants=_TABLE_4A,
+               paper_data="(not measured in the paper)"),
     # Beyond the paper: what a reader would use instead, and one model for all categories.
     Experiment("peers", "11_peers", "peers", "ADTR among its peers", "Peers",
-               metric="image_auroc",
+               kind="peers", metric="image_auroc",
                variants=(_ADTR, _ADTR_PLUS, Variant("padim", "PaDiM (anomalib)"),
                          Variant("patchcore", "PatchCore (anomalib)")),
                pairs=(("adtr", "padim"), ("adtr", "patchcore"), ("adtr_plus", "padim"),
                       ("adtr_plus", "patchcore")),
                paper_data="MVTec-AD, as published", max_seeds=1),
     Experiment("unified", "12_unified", "unified", "One model for all categories", "Unified",
-               metric="image_auroc",
+               kind="peers", metric="image_auroc",
                variants=(replace(_ADTR, label="ADTR, one model per category"),
                          Variant("unified", "ADTR, one model for all categories")),
                pairs=(("adtr", "unified"),), paper_data="MVTec-AD, as published",
@@ -210,22 +243,47 @@ PUBLISHED: dict[str, dict[str, float]] = {
 }
 
 #: The settings of the sensitivity study: each changes one factor of the profile's regime
-#: that an audit of an earlier, smaller regime found to flip verdicts. Two of those factors
-#: are left out for the batch's time (the whole batch must stay within two hours on two
-#: cores); one line each takes them back in:
-#: ``Setting("narrow", "d = 128, a bottleneck below the channels (d / C = 0.67 with Lite0)",
-#: {"hidden_dim": 128, "feedforward_dim": 512}, claims=_4A)`` and
-#: ``Setting("no_dropout", "dropout 0", {"dropout": 0.0}, claims=_4A)``. ``claims``: the
-#: experiments whose claim is decided in that setting: every claim in the base and the
-#: standardised setting (feature scale matters to each), Table 4a, the shortcut's claim,
-#: alone in the others (for the batch's time); categories: a texture and an object.
-_4A = ("attention_query",)
+#: that changed which Table 4 variant came first in earlier, smaller set-ups of this book.
+#: Every setting decides every claim of ``SENSITIVITY_CLAIMS``. Left out, for the batch's
+#: time: a width below the channels (``Setting("narrow", "d = 128, a bottleneck below the
+#: channels", {"hidden_dim": 128, "feedforward_dim": 512})``) and no dropout
+#: (``Setting("no_dropout", "dropout 0", {"dropout": 0.0})``): the book's regime differs
+#: from those set-ups in both, and either line added below takes it back in. Training
+#: length is not a setting: the convergence study (``CONVERGENCE``) trains every variant
+#: to its plateau.
 SENSITIVITY_SETTINGS: tuple[Setting, ...] = (
-    Setting("base", "the profile's regime", {}),
+    Setting("base", "the book's regime", {}),
     Setting("standardised", "per-channel standardised features", {"standardize": True}),
-    Setting("longer", "twice the epochs", {}, epoch_factor=2, claims=_4A),
 )
 SENSITIVITY_CLAIMS = ("attention_query", "target", "scales")
+#: The sensitivity study's categories: the first texture and this many objects of the set-up
+#: (on the generated data: brick, then coins and logo, an object with layout defects).
+SENSITIVITY_OBJECTS = 2
+
+@dataclass(frozen=True)
+class ConvergenceStudy:
+    """What the convergence study (``adtr.convergence``) runs and how it reads its curves.
+
+    Long runs: every trained variant of ``claims`` (one run per distinct set of
+    parameters, the training-free references left out) on ``categories`` where the data has
+    them (else its first texture and first object), one seed,
+    ``profiles.LONG_EPOCHS`` epochs with the usual single cut at 80 %. The rule: the book's
+    schedule is the fewest epochs (a multiple of the probes' spacing) whose lr cut (at 80 %) comes
+    no earlier than the epoch from which no variant's category-mean pixel AUROC rises by
+    more than ``tolerance`` before the long runs' own cut. The seed check trains
+    ``seed_variants`` with ``seeds`` on the same categories at the book's schedule.
+    """
+
+    claims: tuple[str, ...] = ("attention_query", "target", "scales")
+    # the texture and the object with the lowest pixel AUROC of ADTR in the book's earlier
+    # 40-epoch batch: the two with the most left to learn
+    categories: tuple[str, ...] = ("grass", "coins")
+    tolerance: float = 0.002  # AUROC, i.e. 0.2 points
+    seed_variants: tuple[str, ...] = ("adtr", "cnn")
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+CONVERGENCE = ConvergenceStudy()
 
 #: The paper's main-result means set beside each experiment that has them.
 PAPER_MEANS: dict[str, dict[str, Any]] = {

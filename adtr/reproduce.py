@@ -89,6 +89,17 @@ def notebook_modules(path: Path) -> list[str]:
     return sorted(imported_modules("\n".join(lines)))
 
 
+def code_changed(stamp: dict[str, Any]) -> bool:
+    """Whether a notebook's source or the code of the ``adtr`` modules it imports has
+    changed since ``stamp`` was written (its parameters and data left aside): then what it
+    wrote is not what the code computes now."""
+    path = notebooks_dir() / f"{stamp.get('notebook')}.ipynb"
+    if not path.is_file():
+        return True
+    now = _stamp(stamp["notebook"], {}, "")
+    return any(now[key] != stamp.get(key) for key in ("notebook_sha256", "package_sha256"))
+
+
 def _stamp(name: str, parameters: dict[str, Any], data_digest: str) -> dict[str, Any]:
     """What decides a notebook's output: its parameters, its own source, the code of the
     ``adtr`` modules it imports (and theirs), and the data it reads."""

@@ -1,8 +1,10 @@
 """Verdicts from paired bootstrap intervals of two variants' test-set scores.
 
 :func:`paired_differences` compares two variants (a, b) with a paired, label-stratified
-bootstrap of their :class:`adtr.scores.RunScores`; :func:`claim_verdict` reads a claim's
-pairs into "agrees", "does not agree" or "not separated". Nothing here enters a run's
+bootstrap of their :class:`adtr.scores.RunScores`; :func:`pair_verdict` reads one pair on
+the verdict scale (agrees, does not agree, not separated, saturated), :func:`pairs_reading`
+says a claim's pairs at once ("2 of 3 pairs agree, ..."), and :func:`claim_verdict` reads
+them into one of the first three. Nothing here enters a run's
 identity: the scores and shortcut statistics a run writes are in ``adtr.scores``
 (re-exported here for the analysis code).
 """
@@ -28,15 +30,25 @@ from adtr.scores import (
 
 __all__ = [
     "AGREES", "BETTER", "CLAIM_VERDICTS", "DISAGREES", "Interval", "METRICS", "NOT_SEPARATED",
-    "RunScores", "WORSE", "claim_verdict", "metric_values", "paired_difference",
-    "paired_differences", "pass_through", "resample_weights", "run_scores", "shortcut_stats",
-    "token_fraction", "token_mask"
+    "RunScores", "SATURATED", "SATURATION", "SUBSTITUTE", "VERDICT_SCALE", "WORSE",
+    "claim_verdict", "metric_values", "pair_verdict", "paired_difference",
+    "paired_differences", "pairs_reading", "pass_through", "resample_weights", "run_scores",
+    "shortcut_stats", "token_fraction", "token_mask"
 ]
 
 BETTER, WORSE, NOT_SEPARATED = "a better", "a worse", "not separated"
 #: A claim "a beats b" read against the interval of a - b: the same three outcomes.
 AGREES, DISAGREES = "agrees", "does not agree"
 CLAIM_VERDICTS = {BETTER: AGREES, WORSE: DISAGREES, NOT_SEPARATED: NOT_SEPARATED}
+#: Two more readings of a pair: both variants at the metric's ceiling, where no difference
+#: can show (``SATURATION``), and a test on stand-ins for the paper's variants (e.g. other
+#: backbones), which can agree or not but is not the paper's comparison.
+SATURATED, SUBSTITUTE = "saturated", "substitute test"
+#: The verdict scale, in the order a reader meets it.
+VERDICT_SCALE = (AGREES, DISAGREES, NOT_SEPARATED, SATURATED, SUBSTITUTE)
+#: An AUROC from which a variant is at the ceiling: a pair with both at or above it is
+#: saturated, whatever its interval says.
+SATURATION = 0.995
 
 
 def claim_verdict(interval_verdicts: Sequence[str]) -> str:
@@ -46,6 +58,29 @@ def claim_verdict(interval_verdicts: Sequence[str]) -> str:
     if said == {AGREES}:
         return AGREES
     return DISAGREES if DISAGREES in said else NOT_SEPARATED
+
+
+def pair_verdict(interval_verdict: str, a: float | None = None, b: float | None = None) -> str:
+    """One pair "a beats b" read from its interval: agrees, does not agree, not separated;
+    saturated when both values (AUROC in [0, 1]) are at or above ``SATURATION``."""
+    if a is not None and b is not None and min(a, b) >= SATURATION:
+        return SATURATED
+    return CLAIM_VERDICTS[interval_verdict]
+
+
+def pairs_reading(pair_verdicts: Sequence[str]) -> str:
+    """A claim's pairs said at once: the verdict itself for one pair, else how many of the
+    pairs agree and how the others read, e.g. '2 of 3 pairs agree, 1 not separated'."""
+    if not pair_verdicts:
+        raise ValueError("a claim needs at least one pair")
+    if len(pair_verdicts) == 1:
+        return pair_verdicts[0]
+    counts = {v: list(pair_verdicts).count(v) for v in VERDICT_SCALE}
+    parts = [f"{counts[AGREES]} of {len(pair_verdicts)} pairs agree"]
+    parts += [f"{n} {v}" for v, n in counts.items() if n and v != AGREES]
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class Interval:
     """A paired difference a - b in metric units (AUROC in [0, 1]) and its bootstrap interval.

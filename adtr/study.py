@@ -59,19 +59,11 @@ def shortcut_summary(table: pd.DataFrame, by: tuple[str, ...] = ("variant", "epo
 
 
 def sensitivity_categories(setup: experiments.Setup) -> list[str]:
-    """The set-up's first texture and first object category (those it has)."""
-    chosen = []
-    for kind in ("texture", "object"):
-        chosen += [c for c in setup.categories if category_kind(c) == kind][:1]
-    return chosen
-
-
-def _setting_overrides(setup: experiments.Setup, setting: catalog.Setting) -> dict[str, Any]:
-    overrides = dict(setting.overrides)
-    if setting.epoch_factor != 1:
-        overrides.update(epochs=setup.base.epochs * setting.epoch_factor,
-                         lr_step_epoch=setup.base.lr_step_epoch * setting.epoch_factor)
-    return overrides
+    """The set-up's first texture and first ``catalog.SENSITIVITY_OBJECTS`` object
+    categories (those it has)."""
+    textures = [c for c in setup.categories if category_kind(c) == "texture"]
+    objects = [c for c in setup.categories if category_kind(c) == "object"]
+    return textures[:1] + objects[:catalog.SENSITIVITY_OBJECTS]
 
 
 def sensitivity_grid(setup: experiments.Setup) -> dict[str, dict[str, Any]]:
@@ -79,13 +71,12 @@ def sensitivity_grid(setup: experiments.Setup) -> dict[str, dict[str, Any]]:
     it and those claims' variants (their training-free references left out)."""
     grid = {}
     for setting in catalog.SENSITIVITY_SETTINGS:
-        changed = _setting_overrides(setup, setting)
         for claim in setting.claims or catalog.SENSITIVITY_CLAIMS:
             experiment = catalog.get(claim)
             for name, overrides in experiments.variants(setup, experiment).items():
                 if name not in {v.name for v in experiment.compared}:
                     continue
-                grid[f"{setting.name}/{claim}/{name}"] = {**overrides, **changed}
+                grid[f"{setting.name}/{claim}/{name}"] = {**overrides, **setting.overrides}
     return grid
 
 

@@ -45,7 +45,7 @@ def _results(experiment: str, pixels: dict[tuple[str, str, int], float], paper: 
     per_seed = runs.groupby(["variant", "seed"], sort=False)[["image_auroc", "pixel_auroc",
                                                              "aupro"]].mean()
     grouped = per_seed.groupby(level=0, sort=False)
-    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
     summary["seeds"] = grouped.size()
     categories = sorted({c for _, c, _ in pixels})
     config = {"profile": "cpu", "backbone": "efficientnet_lite0", "stages": [0, 1, 2, 3],
@@ -140,7 +140,7 @@ def test_comparison_table(results: Path) -> None:
     table = report.comparison_table(report.load("attention_query", "cpu", results))
     adtr = table.set_index("Variant").loc["Attn + Query (ADTR)"]
     assert adtr["Paper pixel AUROC (MVTec-AD)"] == "97.2"
-    assert adtr["Ours pixel AUROC (synthetic)"] == "85.0 ± 1.0"  # (0.84 + 0.86) / 2, seeds ±0.01
+    assert adtr["Ours pixel AUROC (synthetic)"] == "85.0 ± 1.4"  # (0.84 + 0.86) / 2, SD 1.4
     assert adtr["Paper rank"] == "1 of 4" and adtr["Our rank"] == "2 of 4"
     assert adtr["Seeds"] == 2
     assert list(table["Variant"]) == ["CNN", "w/o Attn", "w/o Query", "Attn + Query (ADTR)"]
@@ -162,36 +162,65 @@ INTERVALS_4A = [
 ]
 
 
-def _verdict(rows: list[dict]) -> report.ClaimVerdict:
+def _verdict(rows: list[dict], ours: dict[str, float] | None = None,
+             claim: str = "attention_query") -> report.ClaimVerdict:
     found = [report.Comparison(r["a"], r["b"], r["claim"], r["difference"], r["low"],
                                r["high"], r["verdict"], r["seeds"])
              for r in rows if r["category"] == "all"]
-    return report.ClaimVerdict(report.CLAIMS["attention_query"], PAPER_4A, {},
+    return report.ClaimVerdict(report.CLAIMS[claim], PAPER_4A, ours or {},
                                [c for c in found if c.claim], [c for c in found if not c.claim])
 
 
-def test_a_claim_is_decided_by_its_pairs_intervals() -> None:
-    assert _verdict(INTERVALS_4A).verdict == "does not agree"  # one pair against
+def test_a_claim_is_decided_pair_by_pair() -> None:
+    assert _verdict(INTERVALS_4A).verdict == \
+        "1 of 3 pairs agree, 1 does not agree, 1 not separated"
     agreeing = [_interval("adtr", b, 1.0, 0.2, 1.8, stats.BETTER)
                 for b in ("cnn", "no_attention", "no_query")]
-    assert _verdict(agreeing).verdict == "agrees"
+    assert _verdict(agreeing).verdict == "3 of 3 pairs agree"
     unseparated = [*agreeing[:2], _interval("adtr", "no_query", 0.3, -0.1, 0.7,
                                             stats.NOT_SEPARATED)]
-    assert _verdict(unseparated).verdict == "not separated"
+    assert _verdict(unseparated).verdict == "2 of 3 pairs agree, 1 not separated"
+    assert _verdict(agreeing[:1]).verdict == "agrees"  # one pair: the verdict itself
     assert _verdict([]).verdict == "cannot be compared"
+
+
+def test_a_pair_at_the_ceiling_is_saturated_whatever_its_interval() -> None:
+    pairs = [_interval("adtr", "cnn", 0.1, 0.02, 0.2, stats.BETTER),
+             _interval("adtr", "no_query", 2.0, 1.0, 3.0, stats.BETTER)]
+    result = _verdict(pairs, {"adtr": 99.8, "cnn": 99.6, "no_query": 97.8})
+    assert [result.pair_verdict(c) for c in result.comparisons] == ["saturated", "agrees"]
+    assert result.verdict == "1 of 2 pairs agree, 1 saturated"
+    assert "both variants at or above 99.5 %" in report.statement(result)
+    below = _verdict(pairs, {"adtr": 99.8, "cnn": 99.4, "no_query": 97.8})
+    assert below.verdict == "2 of 2 pairs agree"  # one side below the ceiling: decided
+
+
+def test_stand_ins_for_the_papers_backbones_are_a_substitute_test() -> None:
+    lite = [_interval("efficientnet_lite2", "efficientnet_lite0", -0.7, -1.3, -0.3,
+                      stats.WORSE)]
+    result = _verdict(lite, claim="backbone")
+    assert result.substitute and result.verdict == "substitute test: does not agree"
+    assert report.statement(result).startswith("**Substitute test: does not agree.**")
+    assert "stand in for the shallow and the deep end" in report.statement(result)
+    both = [_interval("efficientnet_b4", "resnet18", 1.9, 1.0, 2.8, stats.BETTER), *lite]
+    mixed = _verdict(both, claim="backbone")
+    assert not mixed.substitute
+    assert mixed.verdict == "agrees; substitute test: does not agree"
 
 
 def test_statement_gives_every_pair_with_its_interval(results: Path) -> None:
     result = report.experiment_verdict(report.load("attention_query", "cpu", results))
-    assert result.verdict == "does not agree" and len(result.references) == 1
+    assert result.verdict == "1 of 3 pairs agree, 1 does not agree, 1 not separated"
+    assert len(result.references) == 1
     text = report.statement(result)
-    assert text.startswith("**Ours does not agree with the paper.**")
-    assert "Attn + Query (ADTR) − CNN: +4.00 [+3.10, +4.90] points, agrees" in text
+    assert text.startswith("**1 of 3 pairs agree, 1 does not agree, 1 not separated.**")
+    assert "Attn + Query (ADTR) − CNN: +4.00 [+3.10, +4.90] points, sign in 1 of 1 " \
+        "categories, agrees" in text
     assert "Attn + Query (ADTR) − w/o Attn: -1.00 [-1.60, -0.40] points, does not agree" \
         in text
     assert "w/o Query: +0.20 [-0.50, +0.90] points, not separated" in text
     assert "PCA residual (no training) −0.30" not in text  # the reference: a − b = ADTR − PCA
-    assert "Reference without training: Attn + Query (ADTR) − PCA residual (no training) " \
+    assert "Reference (without training): Attn + Query (ADTR) − PCA residual (no training) " \
         "-0.30 [-0.90, +0.20] points (Attn + Query (ADTR) not separated)" in text
     table = report.interval_table(report.load("attention_query", "cpu", results))
     assert list(table["Verdict"]) == ["agrees", "does not agree", "not separated",
@@ -210,11 +239,11 @@ def test_results_without_intervals_are_not_decided(tmp_path: Path) -> None:
 def test_per_category_tables(results: Path) -> None:
     exp = report.load("attention_query", "cpu", results)
     table = report.per_category_variants(exp).set_index("Category")
-    assert table.loc["a", "CNN"] == "80.0 ± 1.0"
-    assert table.loc["b", "w/o Attn"] == "87.0 ± 1.0"
-    assert table.loc["mean", "CNN"] == "81.0 ± 1.0"
+    assert table.loc["a", "CNN"] == "80.0 ± 1.4"  # sample SD, ddof = 1
+    assert table.loc["b", "w/o Attn"] == "87.0 ± 1.4"
+    assert table.loc["mean", "CNN"] == "81.0 ± 1.4"
     main = report.per_category_metrics(report.load("main", "cpu", results)).set_index("Category")
-    assert main.loc["b", "pixel AUROC"] == "86.0 ± 1.0"
+    assert main.loc["b", "pixel AUROC"] == "86.0 ± 1.4"
     assert main.loc["mean", "image AUROC"] == "90.0 ± 0.0"
     assert list(main.columns) == ["image AUROC", "pixel AUROC", "AUPRO"]
 
@@ -224,7 +253,7 @@ def test_main_table_and_statement(results: Path, tmp_path: Path) -> None:
     table = report.main_table(exp).set_index("Metric")
     assert table.loc["pixel AUROC", "Paper ADTR (MVTec-AD)"] == "97.2"
     assert table.loc["AUPRO", "Paper ADTR (MVTec-AD)"] == "not reported"
-    assert table.loc["pixel AUROC", "Ours ADTR (synthetic)"] == "85.0 ± 1.0"
+    assert table.loc["pixel AUROC", "Ours ADTR (synthetic)"] == "85.0 ± 1.4"
     assert "measures the data, not the method" in report.main_statement(exp)
     assert report.weakest_category(exp) == ("a", pytest.approx(84.0))
     real = {("adtr", "a", 0): 0.968, ("adtr", "a", 1): 0.968}
@@ -290,7 +319,7 @@ def test_overview(results: Path) -> None:
     aq = rows.loc["{doc}`Table 4a: attention and query <attention_query>`"]
     assert aq["Ours"].startswith("Attn + Query (ADTR) − CNN +4.00 [+3.10, +4.90];")
     assert aq["Paper"].startswith("Attn + Query (ADTR) > CNN; ")
-    assert aq["Verdict"] == "does not agree"
+    assert aq["Verdict"] == "1 of 3 pairs agree, 1 does not agree, 1 not separated"
     assert rows.loc["{doc}`Main results <main_results>`", "Verdict"] == "data differ"
     assert rows.loc["{doc}`Fig. 5: t-SNE of d(:, u) <tsne>`", "Verdict"] == "partly agrees"
     missing = rows.loc["{doc}`Table 4d: feature scales <scales>`"]
@@ -405,7 +434,7 @@ def _plus_results(experiment: str, values: dict[tuple[str, str, int], dict[str, 
     metrics = [m for m in report.METRICS if m in runs.columns]
     per_seed = runs.groupby(["variant", "seed"], sort=False)[metrics].mean()
     grouped = per_seed.groupby(level=0, sort=False)
-    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
     summary["seeds"] = grouped.size()
     fits = []
     for (v, u, s), m in values.items():
@@ -478,9 +507,9 @@ def test_plus_differences_are_paired_by_seed(plus_results: Path) -> None:
     assert (image.delta, image.spread, image.seeds) == (pytest.approx(5.0), pytest.approx(0.0),
                                                         2)
     assert image.verdict == "improves" and image.shown == "+5.0 ± 0.0"
-    assert (pixel.delta, pixel.spread) == (pytest.approx(2.0), pytest.approx(2.0))
-    assert pixel.verdict == "no clear difference"  # 2 points, within 2 x 2.0
-    assert aupro.shown == "-3.0 ± 1.0" and aupro.verdict == "worse"
+    assert (pixel.delta, pixel.spread) == (pytest.approx(2.0), pytest.approx(2 ** 1.5))
+    assert pixel.verdict == "no clear difference"  # within 2 x 2.8 (SD of 0 and 4)
+    assert aupro.shown == "-3.0 ± 1.4" and aupro.verdict == "worse"
 
 
 def test_plus_difference_verdicts() -> None:
@@ -500,8 +529,8 @@ def test_plus_table_and_statement(plus_results: Path) -> None:
     assert pixel["Paper ADTR (MVTec-AD)"] == "97.2" and pixel["Paper ADTR+ (MVTec-AD)"] == "97.5"
     assert pixel["Paper ADTR+ − ADTR"] == "+0.3"
     assert pixel["Ours ADTR (synthetic)"] == "85.0 ± 0.0"
-    assert pixel["Ours ADTR+ (synthetic)"] == "87.0 ± 2.0"
-    assert pixel["Ours ADTR+ − ADTR"] == "+2.0 ± 2.0"
+    assert pixel["Ours ADTR+ (synthetic)"] == "87.0 ± 2.8"
+    assert pixel["Ours ADTR+ − ADTR"] == "+2.0 ± 2.8"
     assert table.loc["AUPRO", "Paper ADTR (MVTec-AD)"] == "not reported"
     assert table.loc["AUPRO", "Paper ADTR+ − ADTR"] == "—"
     assert list(table["ADTR+ here"]) == ["improves", "no clear difference", "worse"]
@@ -510,7 +539,7 @@ def test_plus_table_and_statement(plus_results: Path) -> None:
                            "difference from ADTR in pixel AUROC; is worse than ADTR in AUPRO.**")
     assert "image AUROC 96.4 → 96.9 (+0.5), pixel AUROC 97.2 → 97.5 (+0.3)" in text
     assert "mean ± std over 2 seeds" in text
-    assert "image AUROC +5.0 ± 0.0, pixel AUROC +2.0 ± 2.0, AUPRO -3.0 ± 1.0 points" in text
+    assert "image AUROC +5.0 ± 0.0, pixel AUROC +2.0 ± 2.8, AUPRO -3.0 ± 1.4 points" in text
     assert "holds here for 1 of the 2 metrics it reports (image AUROC)" in text
     assert "Our data are not MVTec-AD" in text
 
@@ -519,11 +548,11 @@ def test_plus_per_category(plus_results: Path) -> None:
     exp = report.load("adtr_plus", "cpu", plus_results)
     table = report.plus_per_unit(exp, "pixel_auroc").set_index("Category")
     assert list(table.columns) == ["ADTR", "ADTR+", "ADTR+ − ADTR"]
-    assert table.loc["a", "ADTR+"] == "91.0 ± 2.0"  # 0.93 and 0.89
-    assert table.loc["a", "ADTR+ − ADTR"] == "+1.0 ± 2.0"
-    assert table.loc["b", "ADTR+ − ADTR"] == "+3.0 ± 2.0"
+    assert table.loc["a", "ADTR+"] == "91.0 ± 2.8"  # 0.93 and 0.89
+    assert table.loc["a", "ADTR+ − ADTR"] == "+1.0 ± 2.8"
+    assert table.loc["b", "ADTR+ − ADTR"] == "+3.0 ± 2.8"
     assert table.loc["mean", "ADTR"] == "85.0 ± 0.0"
-    assert table.loc["mean", "ADTR+ − ADTR"] == "+2.0 ± 2.0"
+    assert table.loc["mean", "ADTR+ − ADTR"] == "+2.0 ± 2.8"
 
 
 def test_plus_settings_come_from_the_record_or_the_profile(plus_results: Path) -> None:
@@ -582,7 +611,7 @@ def test_plus_overview_provenance_and_missing(plus_results: Path, tmp_path: Path
     rows = report.overview(experiments, 600).set_index("Claim")
     plus = rows.loc["{doc}`ADTR+: fine-tuning with anomalies <adtr_plus>`"]
     assert plus["Paper"] == "ADTR+ − ADTR: +0.3 pixel AUROC (MVTec-AD)"
-    assert plus["Ours"] == "ADTR+ − ADTR: +2.0 ± 2.0 pixel AUROC (synthetic)"
+    assert plus["Ours"] == "ADTR+ − ADTR: +2.0 ± 2.8 pixel AUROC (synthetic)"
     assert plus["Verdict"] == "no clear difference"
     one = rows.loc["{doc}`One-class setting (CIFAR-10 table) <one_class>`"]
     assert one["Verdict"] == "agrees (one seed)"

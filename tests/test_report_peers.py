@@ -95,3 +95,22 @@ def test_unified_page_says_when_no_unified_model_was_trained(tmp_path: Path,
         assert "No unified model was trained" in said and "hold a alone" in said
     assert not peers.unified_ran(None)
     assert "not been run" in peers.missing_unified(None)
+
+
+def test_the_claims_table_compares_adtr_with_the_peers_not_adtr_plus(tmp_path: Path) -> None:
+    results = _peers_results()
+    results["intervals"] = [
+        {**row, "metric": "image_auroc"} for row in results["intervals"]] + [
+        {**_interval("adtr_plus", "adtr", 1.3, 0.5, 2.1, stats.BETTER, claim=False),
+         "metric": "image_auroc"}]
+    _write(tmp_path, "peers", results)
+    rows = report.overview(report.load_all("cpu", tmp_path), 600).set_index("Claim")
+    row = rows.loc["{doc}`ADTR among its peers <peers>`"]
+    assert row["Ours"] == ("image AUROC: ADTR − PaDiM -5.00 [-7.00, -3.00]; ADTR − PatchCore "
+                           "+1.00 [+0.20, +1.80] (synthetic)")
+    assert row["Verdict"] == "ADTR behind PaDiM; ADTR ahead of PatchCore"
+    assert row["Paper"].startswith("image AUROC as published (MVTec-AD): ADTR 96.4, PatchCore "
+                                   "99.2")
+    assert "ADTR+" not in row["Ours"] + row["Verdict"]
+    missing = rows.loc["{doc}`One model for all categories <unified>`"]
+    assert missing["Ours"] == "not run" and missing["Paper"].startswith("image AUROC as")

@@ -147,3 +147,19 @@ def test_a_notebook_retrains_when_the_images_change(batch, tmp_path) -> None:
     second = printed()
     assert second["key"] != first["key"] and second["loss"] != first["loss"]
     assert len(list((batch / "runs" / "smoke" / "brick").glob("adtr-*"))) == 2
+
+
+def test_a_stamp_from_other_code_is_reported_as_computed_by_earlier_code(tmp_path) -> None:
+    from adtr import report
+    from tests.test_report import _results, _write
+
+    stamp = reproduce._stamp("03_target", {"profile": "cpu"}, "data")
+    assert not reproduce.code_changed(stamp)
+    assert reproduce.code_changed({**stamp, "package_sha256": "0" * 16})
+    assert reproduce.code_changed({**stamp, "notebook": "99_gone"})
+    _write(tmp_path, "target", _results("target", {("features", "a", 0): 0.9}, {}))
+    exp = report.load("target", "cpu", tmp_path)
+    assert report.stale_note(exp) == ""  # no stamp: nothing to compare
+    exp.stamp.update({**stamp, "package_sha256": "0" * 16})
+    assert "Computed by an earlier version of the code" in report.stale_note(exp)
+    assert "adtr reproduce --profile cpu --only 03_target" in report.stale_note(exp)

@@ -291,3 +291,17 @@ def test_twin_pass_through_is_nan_without_positions_or_deviation() -> None:
     assert np.isnan(twin_pass_through(f, f + 1, f, f, positions))  # f equals its twin
     with pytest.raises(ValueError, match="same shape"):
         twin_pass_through(f, f, f[:, :1], f[:, :1], positions)
+
+
+def test_the_verdict_scale_reads_pairs_one_by_one_and_together() -> None:
+    assert stats.pair_verdict(stats.BETTER) == "agrees"
+    assert stats.pair_verdict(stats.WORSE, 0.97, 0.99) == "does not agree"
+    assert stats.pair_verdict(stats.BETTER, 0.997, 0.996) == "saturated"  # both at the ceiling
+    assert stats.pair_verdict(stats.WORSE, 0.999, 0.994) == "does not agree"  # one below it
+    assert stats.pairs_reading(["not separated"]) == "not separated"
+    assert stats.pairs_reading(["agrees", "does not agree", "agrees"]) == \
+        "2 of 3 pairs agree, 1 does not agree"
+    assert stats.pairs_reading(["saturated", "not separated"]) == \
+        "0 of 2 pairs agree, 1 not separated, 1 saturated"
+    with pytest.raises(ValueError):
+        stats.pairs_reading([])

@@ -47,10 +47,10 @@ def _grid(tmp_path: Path, quality: dict[tuple[str, str], float]):
 
 def test_each_setting_decides_the_claim_by_its_own_intervals(tmp_path: Path) -> None:
     quality = {("base", "adtr"): 3.0, **{("base", v): 0.5 for v in VARIANTS_4A[1:]},
-               **{("longer", v): 1.5 for v in VARIANTS_4A}}
+               **{("standardised", v): 1.5 for v in VARIANTS_4A}}
     runs, records = _grid(tmp_path, quality)
     verdicts = study.sensitivity_verdicts(runs, records)
-    assert set(verdicts["setting"]) == {"base", "longer"}
+    assert set(verdicts["setting"]) == {"base", "standardised"}
     overall = verdicts[(verdicts["category"] == "all") & verdicts["claim"]]
     assert len(overall) == 6  # three pairs in each setting
     base = overall[overall["setting"] == "base"]
@@ -58,7 +58,7 @@ def test_each_setting_decides_the_claim_by_its_own_intervals(tmp_path: Path) -> 
     matrix = study.sensitivity_matrix(verdicts).set_index("setting")
     labels = {s.name: s.label for s in catalog.SENSITIVITY_SETTINGS}
     assert matrix.loc[labels["base"], "all"] == "agrees"
-    assert matrix.loc[labels["longer"], "all"] == "not separated"  # identical variants
+    assert matrix.loc[labels["standardised"], "all"] == "not separated"  # identical variants
     assert set(matrix.columns) == {"claim", "all", "brick", "coins"}
 
 
@@ -67,9 +67,9 @@ def test_the_grid_changes_one_factor_per_setting_and_shares_the_base_runs(tiny_r
     grid = study.sensitivity_grid(setup)
     assert grid["base/attention_query/adtr"] == {}  # the main run itself
     assert grid["standardised/attention_query/cnn"] == {"variant": "cnn", "standardize": True}
-    assert grid["longer/attention_query/adtr"] == {"epochs": 2 * setup.base.epochs,
-                                                   "lr_step_epoch": 2 * setup.base.lr_step_epoch}
-    assert "longer/target/pixels" not in grid and "standardised/target/pixels" in grid
+    assert grid["standardised/target/pixels"] == {"variant": "pixels", "backbone": "pixels",
+                                                  "standardize": True}
+    assert {key.split("/")[0] for key in grid} == {"base", "standardised"}  # no longer one
     assert not any(key.endswith("/pca") for key in grid)  # references are left out
     assert study.sensitivity_categories(setup) == ["brick"]  # the tiny set has no object
 
@@ -147,15 +147,15 @@ def test_setting_metrics_set_adtr_beside_itself_in_every_setting(tmp_path: Path)
     values = {("base/attention_query/adtr", "brick", 0): 0.97,
               ("base/attention_query/cnn", "brick", 0): 0.50,
               ("base/attention_query/adtr", "coins", 0): 0.92,
-              ("longer/attention_query/adtr", "brick", 0): 0.98,
-              ("longer/attention_query/adtr", "coins", 0): 0.95,
+              ("standardised/attention_query/adtr", "brick", 0): 0.98,
+              ("standardised/attention_query/adtr", "coins", 0): 0.95,
               ("standardised/scales/last_layer", "coins", 0): 0.10}
     results = _results("sensitivity", values, {})
     for row in results["runs"]:  # _results sets every image AUROC to 0.9: make it differ
         row["image_auroc"] = values[(row["variant"], row["category"], row["seed"])] - 0.1
     _write(tmp_path, "sensitivity", results)
     table = report.setting_metrics(report.load("sensitivity", "cpu", tmp_path))
-    assert list(table["Setting"]) == ["the profile's regime", "twice the epochs"]
+    assert list(table["Setting"]) == ["the book's regime", "per-channel standardised features"]
     assert list(table["brick"]) == [87.0, 88.0] and list(table["coins"]) == [82.0, 85.0]
     pixels = report.setting_metrics(report.load("sensitivity", "cpu", tmp_path),
                                     metric="pixel_auroc")

@@ -85,6 +85,21 @@ def data_note(exp: Experiment | None) -> str:
     return _admonition(exp, title, kind, text)
 
 
+def stale_note(exp: Experiment | None) -> str:
+    """A warning when the code has changed since the experiment's notebook wrote these
+    results (``reproduce.code_changed``): they are shown as computed, not as the code
+    would compute them now."""
+    from adtr.reproduce import code_changed
+
+    if exp is None or not exp.stamp or not code_changed(exp.stamp):
+        return ""
+    notebook = NOTEBOOKS.get(exp.name, exp.name)
+    return (f"```{{admonition}} Computed by an earlier version of the code\n:class: warning\n\n"
+            f"The notebook `{notebook}` or the `adtr` code it runs has changed since it wrote "
+            f"these results. They are shown as they were computed; `adtr reproduce --profile "
+            f"{exp.profile} --only {notebook}` computes them with the code as it is now.\n```")
+
+
 def _admonition(exp: Experiment, title: str, kind: str, text: str) -> str:
     if exp.profile == "smoke":
         epochs = exp.record.config.get("epochs", "?")

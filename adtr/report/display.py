@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from adtr import catalog
-from adtr.report.data import data_label, data_note, is_synthetic, missing_note
+from adtr.report.data import data_label, data_note, is_synthetic, missing_note, stale_note
 from adtr.report.formatting import figure_grid, markdown_table, mean_std, plural
 from adtr.report.loading import Experiment, paper_values
 from adtr.report.tracing import _run_records, data_table, provenance_detail, run_table
@@ -93,8 +93,15 @@ def glue_experiment(name: str, exp: Experiment | None,
 
 
 def show_note(exp: Experiment | None, experiment: str) -> None:
-    """The page's data admonition, or the note that the experiment has not been run."""
-    show_markdown(data_note(exp) if exp is not None else missing_note(experiment))
+    """The page's data admonition (and the warning that the code has changed since, where it
+    has), or the note that the experiment has not been run."""
+    if exp is None:
+        show_markdown(missing_note(experiment))
+        return
+    show_markdown(data_note(exp))
+    stale = stale_note(exp)
+    if stale:
+        show_markdown(stale)
 
 
 def show_provenance(name: str, experiments: dict[str, Experiment | None]) -> None:

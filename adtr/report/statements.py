@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from adtr import catalog
+from adtr import catalog, stats
 from adtr.report.data import data_label, is_stand_in, is_synthetic
 from adtr.report.formatting import percent, plural, signed
 from adtr.report.loading import (
@@ -34,7 +34,9 @@ from adtr.report.verdicts import (
     ClaimVerdict,
     Comparison,
     _paper_gain,
+    comparisons_of,
     experiment_verdict,
+    our_values,
     paper_methods,
     plus_differences,
 )
@@ -42,11 +44,13 @@ from adtr.report.verdicts import (
 # --- where we agree -----------------------------------------------------------------
 
 _SAID = {AGREES: "agrees with the paper", DISAGREES: "does not agree with the paper",
-         NOT_SEPARATED: "does not separate what the paper compares"}
+         NOT_SEPARATED: "does not separate what the paper compares",
+         stats.SATURATED: "is saturated: both variants are at the ceiling"}
 
 
-def _pair(c: Comparison) -> str:
-    return f"{label(c.a)} − {label(c.b)}: {c.shown} points, {c.verdict}"
+def _pair(result: ClaimVerdict, c: Comparison) -> str:
+    where = f", sign in {c.sign_holds}" if c.sign_holds else ""
+    return f"{label(c.a)} − {label(c.b)}: {c.shown} points{where}, {result.pair_verdict(c)}"
 
 
 def statement(result: ClaimVerdict) -> str:
@@ -59,23 +63,32 @@ def statement(result: ClaimVerdict) -> str:
         return (f"**Cannot be compared.** The paper's claim: {result.claim.text}. None of the "
                 f"pairs that claim is about was run here.")
     verdict = result.verdict
-    parts = [f"**Ours {_SAID.get(verdict, verdict)}.** The paper's claim: "
-             f"{result.claim.text}."]
+    headline = f"Ours {_SAID[verdict]}" if verdict in _SAID else verdict[0].upper() + verdict[1:]
+    parts = [f"**{headline}.** The paper's claim: {result.claim.text}."]
     if result.claim.reading:
         parts.append(f"Read as: {result.claim.reading}.")
+    if result.substitute or any(map(result.is_substitute, result.comparisons)):
+        parts.append(f"A substitute test: {result.claim.substitute_reading}.")
     seeds = max(c.seeds for c in result.comparisons)
     parts.append(f"Each pair's difference a − b, mean over categories and {plural(seeds, 'seed')}, "
-                 f"with its paired 95 % interval from resampling the test images: "
-                 + "; ".join(_pair(c) for c in result.comparisons) + ".")
-    if verdict == NOT_SEPARATED:
+                 f"with its paired 95 % interval from resampling the test images and the "
+                 f"categories in which its sign holds: "
+                 + "; ".join(_pair(result, c) for c in result.comparisons) + ".")
+    said = [result.pair_verdict(c) for c in result.comparisons]
+    if NOT_SEPARATED in said:
         parts.append("An interval that contains 0 means these test sets cannot tell the "
                      "two variants apart: neither agreement nor disagreement.")
-    parts.append("The intervals hold the noise of the test images, not that of training: "
-                 "the spread over seeds is the ± beside each mean.")
+    if stats.SATURATED in said:
+        parts.append(f"A saturated pair has both variants at or above "
+                     f"{100 * stats.SATURATION:.1f} %: no difference can show there.")
+    parts.append("The intervals hold the noise of the test images, not that of training; "
+                 "the convergence page measures the seeds' share.")
+    kinds = {v.name: v.reference_kind for e in catalog.EXPERIMENTS.values() for v in e.variants
+             if v.reference}
     for ref in result.references:
         side = {AGREES: "ahead", DISAGREES: "behind"}.get(ref.verdict, "not separated")
-        parts.append(f"Reference without training: {label(ref.a)} − {label(ref.b)} "
-                     f"{ref.shown} points ({label(ref.a)} {side}).")
+        parts.append(f"Reference ({kinds.get(ref.b, 'without training')}): {label(ref.a)} − "
+                     f"{label(ref.b)} {ref.shown} points ({label(ref.a)} {side}).")
     return " ".join(parts)
 
 
@@ -239,42 +252,47 @@ def plus_settings(exp: Experiment | None, profile: str | None = None) -> dict[st
 # --- at a glance ---------------------------------------------------------------------
 
 #: The metric of each ADTR+ experiment in the at-a-glance table.
-PLUS_OVERVIEW_METRIC = {name: catalog.get(name).metric for name in PAPER_DATA}
+PLUS_OVERVIEW_METRIC = {e.name: e.metric for e in catalog.EXPERIMENTS.values()
+                        if e.kind == "method"}
 
 
 def overview(experiments: dict[str, Experiment | None], paper_samples: int) -> pd.DataFrame:
-    """One row per claim of the paper: its number, ours, and the verdict, with the page."""
+    """One row per claim of the paper (its number, ours, the verdict, with the page), then
+    one per comparison of ADTR with other methods beyond the paper: each experiment is
+    summarised by the function of its kind in the catalog (``catalog.KINDS``)."""
     rows = []
     for name, exp in experiments.items():
-        if name not in CLAIMS and name not in PAPER_DATA and name not in ("main", "tsne"):
-            continue  # the study beyond the paper makes no claim of the paper's
+        kind = catalog.get(name).kind
+        if kind not in _OVERVIEW:
+            continue  # the studies beyond the paper have pages of their own
         link = f"{{doc}}`{TITLES[name]} <{PAGES[name]}>`"
         if exp is None:
             rows.append({"Claim": link, "Paper": _paper_claim(name, paper_samples),
                          "Ours": "not run", "Verdict": "—"})
-        elif name == "main":
-            rows.append(_overview_main(exp, link))
-        elif name == "tsne":
-            knn = pd.DataFrame(exp.table("separation"))["knn_accuracy_tsne"].mean()
-            verdict = ("agrees" if knn >= SEPARATED else "partly agrees"
-                       if knn >= PARTLY_SEPARATED else "does not agree")
-            rows.append({"Claim": link, "Paper": f"plot of {paper_samples} vectors, no number",
-                         "Ours": f"k-NN accuracy {percent(knn)}%", "Verdict": verdict})
-        elif name in PAPER_DATA:
-            rows.append(_overview_plus(exp, link))
         else:
-            rows.append(_overview_ablation(exp, link))
+            rows.append(_OVERVIEW[kind](exp, link, paper_samples))
     return pd.DataFrame(rows)
+
+
+def _overview_tsne(exp: Experiment, link: str, paper_samples: int) -> dict[str, str]:
+    knn = pd.DataFrame(exp.table("separation"))["knn_accuracy_tsne"].mean()
+    verdict = ("agrees" if knn >= SEPARATED else "partly agrees"
+               if knn >= PARTLY_SEPARATED else "does not agree")
+    return {"Claim": link, "Paper": f"plot of {paper_samples} vectors, no number",
+            "Ours": f"k-NN accuracy {percent(knn)}%", "Verdict": verdict}
 
 
 def _paper_claim(name: str, paper_samples: int) -> str:
     """The paper's number for an experiment, from the catalog (when ours is missing)."""
-    if name == "main":
+    kind = catalog.get(name).kind
+    if kind == "main":
         return f"pixel AUROC {paper_values('main')['ADTR']['pixel_auroc']:.1f}"
-    if name == "tsne":
+    if kind == "figure":
         return f"plot of {paper_samples} vectors, no number"
-    if name in PAPER_DATA:
+    if kind == "method":
         return _paper_plus_claim(name, paper_methods(None, name))
+    if kind == "peers":
+        return _published(name)
     return _paper_pairs(name)
 
 
@@ -285,7 +303,7 @@ def _paper_pairs(name: str) -> str:
                      if a in values and b in values) or claim.text
 
 
-def _overview_main(exp: Experiment, link: str) -> dict[str, str]:
+def _overview_main(exp: Experiment, link: str, paper_samples: int = 0) -> dict[str, str]:
     row, paper = exp.summary.iloc[0], exp.paper.get("ADTR", {})
     ours = percent(row["pixel_auroc_mean"])
     verdict = "data differ" if is_synthetic(exp) else (
@@ -302,7 +320,7 @@ def _paper_plus_claim(name: str, paper: dict[str, dict[str, float]]) -> str:
             f"({PAPER_DATA[name]})")
 
 
-def _overview_plus(exp: Experiment, link: str) -> dict[str, str]:
+def _overview_plus(exp: Experiment, link: str, paper_samples: int = 0) -> dict[str, str]:
     metric = PLUS_OVERVIEW_METRIC[exp.name]
     difference = plus_differences(exp).get(metric)
     paper = _paper_plus_claim(exp.name, paper_methods(exp))
@@ -310,15 +328,50 @@ def _overview_plus(exp: Experiment, link: str) -> dict[str, str]:
         return {"Claim": link, "Paper": paper, "Ours": "not run", "Verdict": "—"}
     verdict = {"improves": "agrees", "worse": "does not agree"}.get(difference.verdict,
                                                                      difference.verdict)
-    if difference.spread is None and difference.verdict != "no clear difference":
+    means = our_values(exp, metric)
+    if min(means.get("adtr", 0), means.get("adtr_plus", 0)) >= 100 * stats.SATURATION:
+        verdict = stats.SATURATED  # both at the ceiling: no difference can show
+    elif difference.spread is None and difference.verdict != "no clear difference":
         verdict += " (one seed)"
     return {"Claim": link, "Paper": paper,
             "Ours": f"ADTR+ − ADTR: {difference.shown} {METRIC_NAMES[metric]} "
                     f"({data_label(exp)})", "Verdict": verdict}
 
 
-def _overview_ablation(exp: Experiment, link: str) -> dict[str, str]:
+def _overview_ablation(exp: Experiment, link: str, paper_samples: int = 0) -> dict[str, str]:
     result = experiment_verdict(exp)
     ours = "; ".join(f"{label(c.a)} − {label(c.b)} {c.shown}" for c in result.comparisons)
     return {"Claim": link, "Paper": _paper_pairs(exp.name), "Ours": ours or "—",
             "Verdict": result.verdict}
+
+
+def _published(name: str) -> str:
+    """The published MVTec-AD means the catalog sets beside an experiment, short names."""
+    metric = catalog.get(name).metric
+    said = [f"{method.split(' (')[0]} {values[metric]:.1f}"
+            for method, values in paper_values(name).items() if metric in values]
+    return f"{METRIC_NAMES[metric]} as published (MVTec-AD): " + ", ".join(said)
+
+
+def _overview_peers(exp: Experiment, link: str, paper_samples: int = 0) -> dict[str, str]:
+    """ADTR against each method it is compared with (the experiment's pairs with ADTR as
+    a), by the paired intervals of the experiment's metric: who is ahead."""
+    entry = catalog.get(exp.name)
+    names = {name: text.split(" (")[0] for name, text in entry.labels.items()}
+    pairs = [c for c in comparisons_of(exp, entry.metric) if c.a == "adtr"]
+    if not pairs:
+        return {"Claim": link, "Paper": _published(exp.name), "Ours": "not run",
+                "Verdict": "—"}
+    ours = "; ".join(f"{names[c.a]} − {names[c.b]} {c.shown}" for c in pairs)
+    sides = {stats.BETTER: "ahead of", stats.WORSE: "behind",
+             stats.NOT_SEPARATED: "not separated from"}
+    verdict = "; ".join(f"{names[c.a]} {sides[c.interval_verdict]} {names[c.b]}"
+                        for c in pairs)
+    return {"Claim": link, "Paper": _published(exp.name),
+            "Ours": f"{METRIC_NAMES[entry.metric]}: {ours} ({data_label(exp)})",
+            "Verdict": verdict}
+
+
+#: How each kind of experiment (``catalog.KINDS``) is summarised in the at-a-glance table.
+_OVERVIEW = {"main": _overview_main, "ablation": _overview_ablation, "figure": _overview_tsne,
+             "method": _overview_plus, "peers": _overview_peers}

@@ -101,8 +101,8 @@ def shortcut_statement(exp: Experiment) -> str:
 
 
 def sensitivity_table(exp: Experiment) -> pd.DataFrame:
-    """Setting x claim: each claim's verdict over both categories and on each, with the
-    intervals of its pairs over both."""
+    """Setting x claim: each claim's verdict over all the categories and on each, with the
+    intervals of its pairs over all of them."""
     rows = pd.DataFrame(exp.table("sensitivity"))
     if rows.empty:
         return rows
@@ -112,10 +112,10 @@ def sensitivity_table(exp: Experiment) -> pd.DataFrame:
     for (setting, claim), group in claimed.groupby(["setting", "claim_of"], sort=False):
         row = {"Setting": labels.get(setting, setting), "Claim": TITLES[claim].split(":")[0]}
         for category, part in group.groupby("category", sort=False):
-            name = "Both categories" if category == "all" else category
-            row[name] = stats.claim_verdict(list(part["verdict"]))
+            name = "All categories" if category == "all" else category
+            row[name] = stats.pairs_reading([stats.CLAIM_VERDICTS[v] for v in part["verdict"]])
         overall = group[group["category"] == "all"]
-        row["Pairs (a − b, both categories)"] = "; ".join(
+        row["Pairs (a − b, all categories)"] = "; ".join(
             f"{label(r.a)} − {label(r.b)} {interval(r.difference, r.low, r.high)}"
             for r in overall.itertuples())
         table.append(row)
@@ -123,7 +123,7 @@ def sensitivity_table(exp: Experiment) -> pd.DataFrame:
 
 
 def sensitivity_statement(exp: Experiment) -> str:
-    """Under which settings each claim agrees with the paper, over both categories."""
+    """Under which settings each claim agrees with the paper, over all the categories."""
     table = sensitivity_table(exp)
     if table.empty:
         return "The sensitivity study was not run."
@@ -131,7 +131,7 @@ def sensitivity_statement(exp: Experiment) -> str:
     for claim, group in table.groupby("Claim", sort=False):
         by_verdict: dict[str, list[str]] = {}
         for _, row in group.iterrows():
-            by_verdict.setdefault(row["Both categories"], []).append(row["Setting"])
+            by_verdict.setdefault(row["All categories"], []).append(row["Setting"])
         said = "; ".join(f"{verdict} in {', '.join(settings)}"
                          for verdict, settings in by_verdict.items())
         parts.append(f"**{claim}**: {said}.")

@@ -54,8 +54,9 @@ def comparison_table(exp: Experiment, metric: str = "pixel_auroc") -> pd.DataFra
 
 def interval_table(exp: Experiment) -> pd.DataFrame:
     """One row per comparison (the claim's pairs, then the training-free references): the
-    difference a − b in points with its paired 95 % interval over all categories and per
-    category, and the verdict."""
+    difference a − b in points with its paired 95 % interval over all categories, the
+    categories whose own difference has its sign, the verdict, and each category's
+    interval."""
     metric = catalog.get(exp.name).metric
     rows = [r for r in exp.table("intervals") or [] if r["metric"] == metric]
     pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
@@ -63,9 +64,12 @@ def interval_table(exp: Experiment) -> pd.DataFrame:
     for a, b in pairs:
         mine = [r for r in rows if (r["a"], r["b"]) == (a, b)]
         overall = next(r for r in mine if r["category"] == "all")
+        own = [r["difference"] for r in mine if r["category"] != "all"]
         row = {"Pair (a − b)": f"{label(a)} − {label(b)}",
                "In the claim": "yes" if overall["claim"] else "reference",
                "All categories": _interval_cell(overall),
+               "Sign holds in": f"{sum(d * overall['difference'] > 0 for d in own)} of "
+                                f"{len(own)} categories",
                "Verdict": stats.CLAIM_VERDICTS[overall["verdict"]] if overall["claim"]
                else _REFERENCE_VERDICTS[overall["verdict"]]}
         row.update({r["category"]: _interval_cell(r) for r in mine if r["category"] != "all"})
@@ -86,7 +90,7 @@ def _cells_over_seeds(runs: pd.DataFrame, by: list[str], metric: str) -> pd.Seri
     """Per ``by`` group: 'mean ± std' over seeds of the per-seed value, in %."""
     per_seed = runs.groupby([*by, "seed"], sort=False)[metric].mean()
     grouped = per_seed.groupby(level=list(range(len(by))), sort=False)
-    return grouped.agg(lambda s: mean_std(s.mean(), s.std(ddof=0), len(s)))
+    return grouped.agg(lambda s: mean_std(s.mean(), s.std(ddof=1), len(s)))
 
 
 def per_category_variants(exp: Experiment, metric: str = "pixel_auroc",
@@ -151,7 +155,7 @@ def defect_kinds(exp: Experiment) -> pd.DataFrame:
     return grouped.agg(type=("type", "first"), images=("images", "first"),
                        area_percent=("area_percent", "mean"),
                        image_auroc=("image_auroc", "mean"),
-                       image_auroc_std=("image_auroc", lambda s: s.std(ddof=0)),
+                       image_auroc_std=("image_auroc", lambda s: s.std(ddof=1)),
                        seeds=("seed", "nunique")).reset_index()
 
 
@@ -240,7 +244,7 @@ def plus_per_unit(exp: Experiment, metric: str) -> pd.DataFrame:
     unit = unit_column(exp.runs)
     paired = _paired_differences(exp.runs, metric)
     cells = paired.groupby(level=unit, sort=False).agg(
-        lambda s: signed(s.mean(), s.std(ddof=0) if len(s) > 1 else None))
+        lambda s: signed(s.mean(), s.std(ddof=1) if len(s) > 1 else None))
     overall = plus_differences(exp).get(metric)
     table["ADTR+ − ADTR"] = [*(cells.get(u, "—") for u in table.iloc[:-1, 0]),
                              overall.shown if overall is not None else "—"]

@@ -58,6 +58,13 @@ class Comparison:
     high: float
     interval_verdict: str  # stats.BETTER / WORSE / NOT_SEPARATED
     seeds: int
+    same_sign: int = 0  # the categories whose own difference has the overall one's sign
+    categories: int = 0  # the categories with a difference of their own
+
+    @property
+    def sign_holds(self) -> str:
+        """'5 of 6 categories' (empty without per-category rows)."""
+        return f"{self.same_sign} of {self.categories} categories" if self.categories else ""
 
     @property
     def verdict(self) -> str:
@@ -70,16 +77,31 @@ class Comparison:
 
 @dataclass(frozen=True)
 class ClaimVerdict:
-    """A claim against our intervals: agrees when every pair the claim compares is
-    separated in its direction, does not agree when one is separated against it, not
-    separated otherwise."""
+    """A claim against our intervals, pair by pair (``stats.pair_verdict``: agrees, does not
+    agree, not separated, or saturated where both variants are at the ceiling), said at
+    once by ``stats.pairs_reading``; pairs of stand-ins for the paper's variants are a
+    substitute test (``Claim.substitutes``)."""
 
     claim: Claim
     paper: dict[str, float]
     ours: dict[str, float]
     comparisons: list[Comparison]  # the claim's pairs that ran
-    references: list[Comparison]  # training-free rows against the claim's pick
+    references: list[Comparison]  # reference rows against the claim's pick
     decided: bool = True  # False: the results hold no intervals
+
+    def pair_verdict(self, c: Comparison) -> str:
+        """One pair on the verdict scale (ours in %, the saturation bound an AUROC)."""
+        a, b = (self.ours.get(v) for v in (c.a, c.b))
+        return stats.pair_verdict(c.interval_verdict, None if a is None else a / 100,
+                                  None if b is None else b / 100)
+
+    def is_substitute(self, c: Comparison) -> bool:
+        return (c.a, c.b) in self.claim.substitutes
+
+    @property
+    def substitute(self) -> bool:
+        """Every pair that ran is a substitute test."""
+        return bool(self.comparisons) and all(map(self.is_substitute, self.comparisons))
 
     @property
     def verdict(self) -> str:
@@ -87,15 +109,28 @@ class ClaimVerdict:
             return "not decided (these results hold no intervals)"
         if not self.comparisons:
             return "cannot be compared"
-        return stats.claim_verdict([c.interval_verdict for c in self.comparisons])
+        parts = []
+        for substitute in (False, True):
+            said = [self.pair_verdict(c) for c in self.comparisons
+                    if self.is_substitute(c) == substitute]
+            if said:
+                reading = stats.pairs_reading(said)
+                parts.append(f"{stats.SUBSTITUTE}: {reading}" if substitute else reading)
+        return "; ".join(parts)
 
 
 def comparisons_of(exp: Experiment, metric: str | None = None) -> list[Comparison]:
-    """The experiment's comparisons over all categories, from its ``intervals`` table."""
-    rows = exp.table("intervals") or []
-    return [Comparison(r["a"], r["b"], bool(r["claim"]), r["difference"], r["low"], r["high"],
-                       r["verdict"], int(r["seeds"]))
-            for r in rows if r["category"] == "all" and r["metric"] == (metric or r["metric"])]
+    """The experiment's comparisons over all categories, from its ``intervals`` table, each
+    with the number of categories in which its sign holds."""
+    rows = [r for r in exp.table("intervals") or [] if r["metric"] == (metric or r["metric"])]
+    found = []
+    for r in (r for r in rows if r["category"] == "all"):
+        own = [p["difference"] for p in rows
+               if p["category"] != "all" and (p["a"], p["b"]) == (r["a"], r["b"])]
+        same = sum(d * r["difference"] > 0 for d in own)
+        found.append(Comparison(r["a"], r["b"], bool(r["claim"]), r["difference"], r["low"],
+                                r["high"], r["verdict"], int(r["seeds"]), same, len(own)))
+    return found
 
 
 def experiment_verdict(exp: Experiment, metric: str = "pixel_auroc") -> ClaimVerdict:
@@ -163,7 +198,7 @@ def plus_differences(exp: Experiment) -> dict[str, PlusDifference]:
         per_seed = _paired_differences(runs, metric).groupby(level="seed").mean()
         if per_seed.empty:
             continue
-        spread = float(per_seed.std(ddof=0)) if len(per_seed) > 1 else None
+        spread = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None
         differences[metric] = PlusDifference(metric, float(per_seed.mean()), spread,
                                              len(per_seed))
     return differences
