@@ -282,3 +282,77 @@ def verdict_matrix(matrix: pd.DataFrame, title: str = "") -> Figure:
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+#: The convergence figures' panels: (curve statistic, title, axis label, log scale).
+_CONVERGENCE_PANELS = (
+    ("pixel_auroc", "Pixel AUROC", "pixel AUROC (%), test-set probe", False),
+    ("image_auroc", "Image AUROC", "image AUROC (%), test-set probe", False),
+    ("train_loss", "Training loss", "training loss (log scale)", True),
+    ("error_normal", "Error at normal tokens", "test-set error (log scale)", True))
+
+
+def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
+                       title: str = "") -> Figure:
+    """The long runs over training (``convergence.curves``): one panel per statistic, a
+    colour per variant, a line style per category; dotted lines at the long runs' lr cut
+    and the book's schedule and its cut (``rule``: ``convergence.schedule_rule``)."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")
+    colours = dict(zip(curves["variant"].unique(), plt.colormaps["tab10"].colors, strict=False))
+    styles = dict(zip(curves["category"].unique(), ("-", "--", ":", "-."), strict=False))
+    for ax, (column, panel, ylabel, log) in zip(axes.ravel(), _CONVERGENCE_PANELS, strict=True):
+        scale = 1 if log else 100  # AUROCs in %
+        for (variant, category), rows in curves.groupby(["variant", "category"], sort=False):
+            rows = rows.dropna(subset=[column]).sort_values("epoch")
+            ax.plot(rows["epoch"], scale * rows[column], styles[category],
+                    color=colours[variant], lw=1.4)
+        for epoch, text in ((rule["long_lr_cut_epoch"], "long runs' lr cut"),
+                            (rule["epochs"], "book's schedule")):
+            ax.axvline(epoch, color="black", lw=0.8, ls=":")
+            ax.annotate(f" {text}", (epoch, 1), xycoords=("data", "axes fraction"),
+                        va="top", fontsize=9, rotation=90)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel)
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=c, lw=2, label=labels.get(v, v))
+               for v, c in colours.items()]
+    handles += [plt.Line2D([], [], color="grey", ls=s, label=c) for c, s in styles.items()]
+    fig.legend(handles=handles, loc="outside right center", frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def book_curves(curves: pd.DataFrame, labels: dict[str, str], title: str = "") -> Figure:
+    """The book's runs' pixel AUROC over training, one panel per category, a colour per
+    variant; a dotted line at the lr cut (80 % of the schedule)."""
+    from adtr.train import lr_cut_epoch
+
+    categories = list(curves["category"].unique())
+    columns = min(3, len(categories))
+    n_rows = -(-len(categories) // columns)
+    fig, axes = plt.subplots(n_rows, columns, figsize=(4.2 * columns, 3.4 * n_rows),
+                             squeeze=False, layout="constrained")
+    colours = dict(zip(curves["variant"].unique(), plt.colormaps["tab10"].colors, strict=False))
+    cut = lr_cut_epoch(int(curves["epoch"].max()))
+    for ax, category in zip(axes.ravel(), categories, strict=False):
+        for variant, rows in curves[curves["category"] == category].groupby("variant", sort=False):
+            rows = rows[rows["epoch"] > 0].groupby("epoch")["pixel_auroc"].mean()
+            ax.plot(rows.index, 100 * rows.values, color=colours[variant], lw=1.4, marker=".")
+        ax.axvline(cut, color="black", lw=0.8, ls=":")
+        ax.set_title(category)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("pixel AUROC (%)")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(categories):]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=c, lw=2, label=labels.get(v, v))
+               for v, c in colours.items()]
+    handles.append(plt.Line2D([], [], color="black", ls=":", label="lr cut"))
+    fig.legend(handles=handles, loc="outside right center", frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig

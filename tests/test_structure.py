@@ -63,7 +63,7 @@ FLOORS = (
      "metrics", "scores", "stats", "cost"},
     {"train"},
     {"plus", "pipeline"},
-    {"experiments", "analysis", "figures", "viz", "study", "peers", "comparison"},
+    {"experiments", "analysis", "figures", "viz", "study", "convergence", "peers", "comparison"},
     {"report", "reproduce", "cli", "__main__"},
 )
 

@@ -24,6 +24,8 @@ those listed before it:
 - ``method``: the method page's open choices and architecture figure.
 - ``peers``: the pages beyond the paper that set ADTR beside anomalib's PaDiM and PatchCore
   and beside one model for all categories (called as ``report.peers.X``).
+- ``convergence``: the convergence page: the long runs, the rule that picks the book's
+  schedule, the book's runs against it, the seed check (``report.convergence.X``).
 - ``display``: the only part that needs IPython: showing and glueing in a page.
 """
 
@@ -49,6 +51,7 @@ from adtr.report.data import (
     one_class_data,
     one_class_note,
     profile_sentence,
+    stale_note,
     units,
 )
 from adtr.report.display import (
@@ -184,6 +187,6 @@ __all__ = [
     "sensitivity_statement", "sensitivity_table", "separation_table", "setting_metrics",
     "shortcut_statement", "shortcut_table", "show_figure", "show_figure_grid", "show_markdown",
     "show_matplotlib", "show_note", "show_provenance", "show_runs", "show_table", "signed",
-    "stage_info", "statement", "tsne_statement", "unit_column", "units", "weakest_category",
-    "weights_kind"
+    "stale_note", "stage_info", "statement", "tsne_statement", "unit_column", "units",
+    "weakest_category", "weights_kind"
 ]

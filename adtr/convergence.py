@@ -1,0 +1,221 @@
+"""The convergence study: how long each variant needs to finish learning, and the one
+schedule the book trains every variant for (``catalog.CONVERGENCE`` says what runs).
+
+- ``variants``: every trained variant of the Table 4 claims, once per distinct set of
+  run parameters (ADTR is Table 4a's "Attn + Query", 4b's "Features" and 4d's
+  "Multi-scale" at once).
+- ``curves``: each run's probes at its checkpoints (``pipeline.shortcut_probe``: test-set
+  pixel and image AUROC, the error at normal tokens) with its training loss and learning
+  rate at that epoch, one row per (variant, category, seed, epoch).
+- ``schedule_rule``: the book's schedule read from the long runs' curves, the same for
+  every variant; ``flattened`` and ``against_long`` check the book's own runs against it.
+- ``seed_check``: how far seeds move a variant and a pair, beside the test-image
+  intervals' half-widths.
+
+The probes are computed on the test set. The rule reads them to choose one length for all
+variants, never one per variant or per verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adtr import catalog, experiments, pipeline, profiles, stats, study, train
+from adtr.schema import RunRecord
+
+#: What a curve row holds beside its keys, in the order the page shows them.
+CURVE_STATS = ("pixel_auroc", "image_auroc", "error_normal", "train_loss", "lr")
+
+
+def variants(setup: experiments.Setup) -> dict[str, dict[str, Any]]:
+    """Name -> run parameters of every trained variant of the study's claims on this
+    set-up: the training-free references left out, each set of parameters once (under the
+    first name it has: ``adtr`` for Table 4a's ADTR, 4b's features, 4d's multi-scale; the
+    same resolved parameters count once, e.g. standardised pixels in a profile that
+    standardises)."""
+    chosen: dict[str, dict[str, Any]] = {}
+    resolved = []
+    for claim in catalog.CONVERGENCE.claims:
+        for name, overrides in experiments.variants(setup, catalog.get(claim)).items():
+            config = profiles.with_overrides(setup.base, **overrides)
+            if overrides.get("variant") == "pca" or config in resolved:
+                continue
+            resolved.append(config)
+            chosen["adtr" if not overrides else name] = overrides
+    return chosen
+
+
+def labels() -> dict[str, str]:
+    """The variants' labels as the Table 4 pages give them (ADTR for the shared run)."""
+    names = {"adtr": "ADTR"}
+    for claim in catalog.CONVERGENCE.claims:
+        for variant in catalog.get(claim).variants:
+            names.setdefault(variant.name, variant.label)
+    return names
+
+
+def categories(setup: experiments.Setup) -> list[str]:
+    """The long runs' categories: the study's where the set-up has them, else the set-up's
+    first texture and first object."""
+    chosen = [c for c in catalog.CONVERGENCE.categories if c in setup.categories]
+    if chosen:
+        return chosen
+    kinds = {c: study.category_kind(c) for c in setup.categories}
+    return [next(c for c in setup.categories if kinds[c] == kind)
+            for kind in ("texture", "object") if kind in kinds.values()]
+
+
+def curves(runs: pd.DataFrame, records: list[RunRecord]) -> pd.DataFrame:
+    """One row per probe of every run (its record in the same order): variant, category,
+    seed, epoch, the probe's AUROCs and normal-token error, and the training loss and
+    learning rate of that epoch (NaN before training)."""
+    rows = []
+    for row, record in zip(runs.to_dict(orient="records"), records, strict=True):
+        losses, lrs = record.loss_history or [], record.lr_history or []
+        for probe in record.probes or []:
+            epoch = int(probe["epoch"])
+            rows.append({"variant": row["variant"], "category": row["category"],
+                         "seed": row["seed"], "epoch": epoch,
+                         "pixel_auroc": probe.get("pixel_auroc", np.nan),
+                         "image_auroc": probe.get("image_auroc", np.nan),
+                         "error_normal": probe.get("error_normal", np.nan),
+                         "train_loss": losses[epoch - 1] if 0 < epoch <= len(losses) else np.nan,
+                         "lr": lrs[epoch - 1] if 0 < epoch <= len(lrs) else np.nan})
+    return pd.DataFrame(rows, columns=["variant", "category", "seed", "epoch", *CURVE_STATS])
+
+
+def category_means(table: pd.DataFrame) -> pd.DataFrame:
+    """The mean of every curve statistic over categories and seeds, per variant and epoch."""
+    return table.groupby(["variant", "epoch"], sort=False)[list(CURVE_STATS)].mean(
+        ).reset_index()
+
+
+def flattened_at(epochs: list[int], values: list[float], tolerance: float) -> int:
+    """The first epoch of a curve from which it never rises more than ``tolerance`` above
+    its value there (the last epoch, at the latest)."""
+    for i, value in enumerate(values):
+        if max(values[i:]) - value <= tolerance:
+            return int(epochs[i])
+    raise ValueError("an empty curve has no plateau")
+
+
+def schedule_for(plateau: int, step: int) -> int:
+    """The fewest epochs, a multiple of ``step``, whose lr cut (``train.lr_cut_epoch``)
+    comes at or after ``plateau``: the base learning rate has done its work by then."""
+    epochs = step * max(1, math.ceil(plateau / train.LR_CUT_FRACTION / step))
+    while train.lr_cut_epoch(epochs) < plateau:
+        epochs += step
+    return epochs
+
+
+def schedule_rule(long_curves: pd.DataFrame, long_epochs: int, step: int,
+                  study_: catalog.ConvergenceStudy = catalog.CONVERGENCE) -> dict[str, Any]:
+    """The book's schedule from the long runs: per variant, the epoch from which its
+    category-mean pixel AUROC rises by no more than the tolerance until the long runs'
+    cut (their base-lr phase); the slowest variant's epoch sets the schedule for all
+    (``schedule_for``, in multiples of ``step``, the probes' spacing). ``enough``: the long
+    runs are at least twice that long."""
+    cut = train.lr_cut_epoch(long_epochs)
+    means = category_means(long_curves)
+    plateaus = {}
+    for variant, curve in means.groupby("variant", sort=False):
+        base = curve[curve["epoch"] <= cut].sort_values("epoch")
+        plateaus[variant] = flattened_at(list(base["epoch"]), list(base["pixel_auroc"]),
+                                         study_.tolerance)
+    slowest = max(plateaus, key=plateaus.get)
+    epochs = schedule_for(plateaus[slowest], step)
+    return {"plateau_epoch": plateaus, "slowest": slowest, "epochs": epochs,
+            "lr_cut_epoch": train.lr_cut_epoch(epochs), "long_epochs": long_epochs,
+            "long_lr_cut_epoch": cut, "tolerance": study_.tolerance, "step": step,
+            "enough": 2 * epochs <= long_epochs}
+
+
+def flattened(book_curves: pd.DataFrame, tolerance: float = catalog.CONVERGENCE.tolerance
+              ) -> pd.DataFrame:
+    """Per variant and category of the book's runs: the epoch from which its pixel AUROC
+    rose by no more than ``tolerance`` before its lr cut, whether that came before the
+    cut (it had flattened), and its pixel AUROC at the last probe."""
+    rows = []
+    for (variant, category), curve in book_curves.groupby(["variant", "category"], sort=False):
+        curve = curve.groupby("epoch")["pixel_auroc"].mean().sort_index()
+        cut = train.lr_cut_epoch(int(curve.index.max()))
+        base = curve[curve.index <= cut]
+        at = flattened_at(list(base.index), list(base.values), tolerance)
+        rows.append({"variant": variant, "category": category, "flattened_at": at,
+                     "lr_cut_epoch": cut, "flattened": at < cut,
+                     "pixel_auroc": float(curve.iloc[-1])})
+    return pd.DataFrame(rows)
+
+
+def against_long(book_curves: pd.DataFrame, long_curves: pd.DataFrame,
+                 tolerance: float = catalog.CONVERGENCE.tolerance) -> pd.DataFrame:
+    """Per variant, on the long runs' categories: the book's run at its last probe (mean
+    over those categories) against the best category mean of the long run at any probe;
+    within the tolerance or not."""
+    rows = []
+    long_means = category_means(long_curves)
+    shared = book_curves[book_curves["category"].isin(set(long_curves["category"]))]
+    for variant, curve in category_means(shared).groupby("variant", sort=False):
+        long = long_means[long_means["variant"] == variant]
+        if long.empty:
+            continue
+        best = long.loc[long["pixel_auroc"].idxmax()]
+        book = float(curve.sort_values("epoch")["pixel_auroc"].iloc[-1])
+        rows.append({"variant": variant, "book_epochs": int(curve["epoch"].max()),
+                     "book_pixel_auroc": book, "long_best_pixel_auroc": float(best["pixel_auroc"]),
+                     "long_best_epoch": int(best["epoch"]),
+                     "gap_points": 100 * (float(best["pixel_auroc"]) - book),
+                     "within": float(best["pixel_auroc"]) - book <= tolerance})
+    return pd.DataFrame(rows)
+
+
+def seed_check(runs: pd.DataFrame, records: list[RunRecord], pair: tuple[str, str],
+               metric: str = "pixel_auroc") -> pd.DataFrame:
+    """Per category of the seed runs: each variant's ``metric`` over seeds (mean and
+    sample SD, ddof = 1), the pair's difference a − b over seeds (mean and SD), and the mean
+    half-width of the pair's paired 95 % test-image interval of one seed; in points."""
+    a, b = pair
+    scores = {(r["variant"], r["category"], r["seed"]): record
+              for r, record in zip(runs.to_dict(orient="records"), records, strict=True)}
+    rows = []
+    for category, part in runs.groupby("category", sort=False):
+        values = part.pivot_table(index="seed", columns="variant", values=metric)
+        difference = 100 * (values[a] - values[b])
+        widths = []
+        for seed in values.index:
+            load = [stats.RunScores.load(pipeline.scores_path(
+                scores[v, category, seed])) for v in (a, b)]
+            interval = stats.paired_difference({category: [tuple(load)]}, metric)
+            widths.append(100 * (interval.high - interval.low) / 2)
+        row = {"category": category, "seeds": len(values)}
+        for variant in (a, b):
+            row[f"{variant}_mean"] = 100 * values[variant].mean()
+            row[f"{variant}_sd"] = 100 * values[variant].std(ddof=1)
+        row.update(difference_mean=difference.mean(), difference_sd=difference.std(ddof=1),
+                   interval_half_width=float(np.mean(widths)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def claim_intervals(setup: experiments.Setup, runs: pd.DataFrame,
+                    records: list[RunRecord]) -> pd.DataFrame:
+    """Each study claim decided on ``runs`` (named as ``variants`` names them, e.g. the
+    long runs): the claim's variants found among them under their own names, then
+    ``experiments.intervals``, with the claim's name beside each row."""
+    ours = variants(setup)
+    frames = []
+    for claim in catalog.CONVERGENCE.claims:
+        experiment = catalog.get(claim)
+        names = {next(n for n, o in ours.items() if o == overrides): name
+                 for name, overrides in experiments.variants(setup, experiment).items()
+                 if overrides in ours.values()}
+        index = [i for i, v in enumerate(runs["variant"]) if v in names]
+        subset = runs.iloc[index].assign(variant=[names[v] for v in runs["variant"].iloc[index]])
+        table = experiments.intervals(experiment, subset.reset_index(drop=True),
+                                      [records[i] for i in index])
+        frames.append(table.assign(claim_of=claim))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,148 @@
+"""The convergence page: the long runs' curves, the rule that picks the book's schedule, the
+book's runs against it, and the seed check. Tables and sentences computed from the
+convergence notebook's tables (``adtr.convergence``); called as ``report.convergence.X``."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from adtr import catalog
+from adtr.report.formatting import interval, plural
+from adtr.report.loading import Experiment
+from adtr.report.verdicts import Comparison
+
+#: The seeds' SD of a pair's difference, as a share of its interval's half-width, up to
+#: which the seeds are small beside the test-image noise.
+SEED_SHARE = 0.5
+
+
+def _labels(exp: Experiment) -> dict[str, str]:
+    return exp.table("labels") or {}
+
+
+def _name(exp: Experiment, variant: str) -> str:
+    return _labels(exp).get(variant, variant)
+
+
+def rule(exp: Experiment) -> dict:
+    """The rule's outcome as the notebook wrote it (``convergence.schedule_rule``)."""
+    return exp.table("rule") or {}
+
+
+def schedule_statement(exp: Experiment, book_epochs: int) -> str:
+    """What the rule picks, from which variant, and whether the book trains that long."""
+    found = rule(exp)
+    if not found:
+        return "The convergence notebook wrote no rule."
+    tolerance = 100 * found["tolerance"]
+    slowest = _name(exp, found["slowest"])
+    text = (f"**The rule picks {found['epochs']} epochs** (learning rate cut at epoch "
+            f"{found['lr_cut_epoch']}). In the long runs ({found['long_epochs']} epochs, cut "
+            f"at {found['long_lr_cut_epoch']}), the slowest variant, {slowest}, stops rising by "
+            f"more than {tolerance:.1f} points (category mean, before the long runs' cut) from "
+            f"epoch {found['plateau_epoch'][found['slowest']]} on; the schedule is the fewest "
+            f"epochs, in steps of {found['step']}, whose cut comes no earlier.")
+    if not found["enough"]:
+        text += (f" The long runs are shorter than twice that schedule, so they cannot show "
+                 f"that it is long enough: they would need {2 * found['epochs']} epochs.")
+    if book_epochs == found["epochs"]:
+        text += f" The book trains every variant for these {book_epochs} epochs."
+    else:
+        text += (f" **The book's runs train for {book_epochs} epochs, not the rule's "
+                 f"{found['epochs']}:** the tables below show how far each variant is from "
+                 f"its plateau there.")
+    return text
+
+
+def plateau_table(exp: Experiment) -> pd.DataFrame:
+    """Per variant: where its long-run curve flattens, its best there, and the book's run
+    on the same categories against that best."""
+    found, rows = rule(exp), []
+    against = {r["variant"]: r for r in exp.table("against_long") or []}
+    for variant, epoch in (found.get("plateau_epoch") or {}).items():
+        row = {"Variant": _name(exp, variant), "Flat from epoch (long runs)": epoch}
+        book = against.get(variant)
+        if book is not None:
+            row.update({
+                "Best in the long runs (%)": f"{100 * book['long_best_pixel_auroc']:.2f} "
+                                             f"(epoch {book['long_best_epoch']})",
+                f"Book's run, epoch {book['book_epochs']} (%)":
+                    f"{100 * book['book_pixel_auroc']:.2f}",
+                "Below the best (points)": f"{book['gap_points']:.2f}",
+                "Within the tolerance": "yes" if book["within"] else "**no**"})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def flattened_table(exp: Experiment) -> pd.DataFrame:
+    """Category x variant: whether the book's run had flattened before its lr cut (the
+    epoch from which it rose no more than the tolerance)."""
+    flat = pd.DataFrame(exp.table("flattened") or [])
+    if flat.empty:
+        return flat
+    flat["cell"] = [f"yes ({a})" if f else f"no ({a})" for a, f in
+                    zip(flat["flattened_at"], flat["flattened"], strict=True)]
+    table = flat.pivot_table(index="category", columns="variant", values="cell",
+                             aggfunc="first", sort=False)
+    table.columns = [_name(exp, v) for v in table.columns]
+    return table.reset_index().rename(columns={"category": "Category"})
+
+
+def flattened_statement(exp: Experiment) -> str:
+    flat = pd.DataFrame(exp.table("flattened") or [])
+    if flat.empty:
+        return ""
+    done = flat.groupby("variant", sort=False)["flattened"].sum()
+    said = ", ".join(f"{_name(exp, v)} {int(n)}" for v, n in done.items())
+    total = flat["category"].nunique()
+    return (f"Categories (of {total}) on which each variant's pixel AUROC had flattened "
+            f"before the learning-rate cut of the book's runs: {said}.")
+
+
+def seed_table(exp: Experiment) -> pd.DataFrame:
+    """Per category of the seed check: each variant's mean and SD over seeds, the pair's
+    difference and its SD, and the test-image interval's half-width, in points."""
+    rows = pd.DataFrame(exp.table("seed_check") or [])
+    if rows.empty:
+        return rows
+    variants = [c[:-5] for c in rows.columns if c.endswith("_mean") and c != "difference_mean"]
+    a, b = variants[:2]
+    table = pd.DataFrame({"Category": rows["category"], "Seeds": rows["seeds"]})
+    for v in (a, b):
+        table[_name(exp, v)] = [f"{m:.2f} ± {s:.2f}" for m, s in
+                                zip(rows[f"{v}_mean"], rows[f"{v}_sd"], strict=True)]
+    table[f"{_name(exp, a)} − {_name(exp, b)}"] = [
+        f"{m:+.2f} ± {s:.2f}" for m, s in
+        zip(rows["difference_mean"], rows["difference_sd"], strict=True)]
+    table["Interval half-width"] = [f"{w:.2f}" for w in rows["interval_half_width"]]
+    return table
+
+
+def seed_statement(exp: Experiment) -> str:
+    rows = pd.DataFrame(exp.table("seed_check") or [])
+    if rows.empty:
+        return ""
+    ratio = (rows["difference_sd"] / rows["interval_half_width"]).max()
+    text = (f"Over {plural(int(rows['seeds'].max()), 'seed')}, the pair's difference moves "
+            f"by a standard deviation of at most {rows['difference_sd'].max():.2f} points, "
+            f"at most {ratio:.0%} of the half-width of its test-image interval.")
+    if ratio <= SEED_SHARE:
+        return text + " The intervals, not the seeds, set what a verdict can tell."
+    return text + (" That is not small beside the interval: a one-seed verdict near the "
+                   "edge of its interval could change with the seed.")
+
+
+def long_verdicts(exp: Experiment) -> pd.DataFrame:
+    """Each Table 4 claim's pairs decided on the long runs (their last epoch, the long runs'
+    categories): a − b in points with its paired 95 % interval, and the verdict."""
+    rows = [r for r in exp.table("long_intervals") or [] if r["category"] == "all"]
+    table = []
+    for r in rows:
+        experiment = catalog.get(r["claim_of"])
+        c = Comparison(r["a"], r["b"], bool(r["claim"]), r["difference"], r["low"], r["high"],
+                       r["verdict"], int(r["seeds"]))
+        table.append({"Claim": experiment.short_title,
+                      "Pair a − b": f"{experiment.labels[c.a]} − {experiment.labels[c.b]}",
+                      "Difference (points)": interval(c.difference, c.low, c.high),
+                      "Verdict": c.verdict if c.claim else "(a reference row)"})
+    return pd.DataFrame(table)

@@ -1,0 +1,102 @@
+"""The convergence study's rule and checks on constructed curves, and the variants it trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adtr import catalog, convergence, experiments, study, train
+
+
+def _curves(values: dict[tuple[str, str], list[float]], step: int = 10) -> pd.DataFrame:
+    """(variant, category) -> pixel AUROC at epochs 0, step, 2 step, ..."""
+    rows = [{"variant": v, "category": c, "seed": 0, "epoch": step * i, "pixel_auroc": x,
+             "image_auroc": x, "error_normal": 1.0, "train_loss": 1.0, "lr": 1e-3}
+            for (v, c), curve in values.items() for i, x in enumerate(curve)]
+    return pd.DataFrame(rows)
+
+
+def test_a_curve_is_flat_from_where_it_never_rises_more_than_the_tolerance() -> None:
+    epochs = [0, 10, 20, 30, 40]
+    assert convergence.flattened_at(epochs, [0.5, 0.9, 0.95, 0.9505, 0.951], 0.002) == 20
+    assert convergence.flattened_at(epochs, [0.5, 0.9, 0.95, 0.94, 0.96], 0.002) == 40
+    assert convergence.flattened_at(epochs, [0.9, 0.8, 0.85, 0.85, 0.85], 0.002) == 0  # falls
+    with pytest.raises(ValueError):
+        convergence.flattened_at([], [], 0.002)
+
+
+def test_the_schedule_puts_its_cut_at_or_after_the_slowest_plateau() -> None:
+    assert convergence.schedule_for(0, 10) == 10
+    assert convergence.schedule_for(80, 10) == 100  # cut at 80
+    assert convergence.schedule_for(81, 10) == 110  # cut at 88
+    assert train.lr_cut_epoch(convergence.schedule_for(157, 10)) >= 157
+
+
+def test_the_rule_takes_the_slowest_variant_over_the_category_means() -> None:
+    # long runs of 100 epochs (cut at 80): the CNN is flat from epoch 20, ADTR from 60 on
+    # average (coins alone would say 40), and what comes after the cut is not read
+    fast = [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.99, 0.99]
+    slow = [0.5, 0.7, 0.8, 0.85, 0.9, 0.92, 0.95, 0.951, 0.951, 0.99, 0.99]
+    even = [0.5, 0.7, 0.8, 0.85, 0.95, 0.95, 0.95, 0.95, 0.95, 0.99, 0.99]
+    curves = _curves({("cnn", "grass"): fast, ("cnn", "coins"): fast,
+                      ("adtr", "grass"): slow, ("adtr", "coins"): even})
+    rule = convergence.schedule_rule(curves, long_epochs=100, step=10)
+    assert rule["plateau_epoch"] == {"cnn": 20, "adtr": 60}
+    assert rule["slowest"] == "adtr" and rule["epochs"] == 80 and rule["lr_cut_epoch"] == 64
+    assert rule["long_lr_cut_epoch"] == 80 and not rule["enough"]  # 100 < 2 x 80
+    assert convergence.schedule_rule(curves, long_epochs=160, step=10)["long_lr_cut_epoch"] == 128
+
+
+def test_the_books_runs_are_checked_against_their_cut_and_the_long_best() -> None:
+    book = _curves({("adtr", "grass"): [0.5, 0.8, 0.9, 0.9, 0.9, 0.91],  # cut at 40
+                    ("adtr", "gravel"): [0.5, 0.8, 0.85, 0.88, 0.9, 0.95],
+                    ("cnn", "grass"): [0.5, 0.95, 0.95, 0.95, 0.95, 0.95]})
+    flat = convergence.flattened(book).set_index(["variant", "category"])
+    assert flat.loc[("adtr", "grass"), "flattened"]  # flat from 20, before the cut at 40
+    assert flat.loc[("adtr", "grass"), "flattened_at"] == 20
+    assert not flat.loc[("adtr", "gravel"), "flattened"]  # still rising at the cut
+    long = _curves({("adtr", "grass"): [0.5, 0.9, 0.93, 0.92], ("cnn", "grass"): [0.5, 0.951]})
+    against = convergence.against_long(book, long).set_index("variant")
+    assert against.loc["adtr", "gap_points"] == pytest.approx(2.0)  # 93 at best against 91
+    assert not against.loc["adtr", "within"] and against.loc["adtr", "long_best_epoch"] == 20
+    assert against.loc["cnn", "within"]  # 95.1 against 95.0: within 0.2 points
+    assert against.loc["cnn", "book_epochs"] == 50
+
+
+def test_the_study_trains_each_distinct_variant_once(tiny_root: Path) -> None:
+    setup = experiments.setup("smoke", data_root=str(tiny_root), seeds=[0])
+    found = convergence.variants(setup)
+    assert list(found) == ["cnn", "no_attention", "no_query", "adtr", "pixels", "last_layer"]
+    assert found["adtr"] == {} and found["last_layer"] == {"stages": (3,)}
+    # the smoke profile standardises already: the other-scale pixels are the same run
+    assert "pixels_standardised" not in found
+    cpu = experiments.setup("cpu", data_root=str(tiny_root), seeds=[0])
+    assert convergence.variants(cpu)["pixels_standardised"] == {
+        "variant": "pixels", "backbone": "pixels", "standardize": True}
+    assert convergence.labels()["adtr"] == "ADTR"
+    # neither grass nor coins in this set: its first texture (no object)
+    assert convergence.categories(setup) == ["grass"]
+    assert catalog.get("convergence").kind == "study"
+
+
+def test_table_4c_holds_the_width_share_and_4b_compares_like_with_like(tiny_root: Path) -> None:
+    setup = experiments.setup("cpu", data_root=str(tiny_root), seeds=[0])
+    backbones = experiments.variants(setup, catalog.get("backbone"))
+    assert backbones["efficientnet_lite0"] == {"backbone": "efficientnet_lite0"}
+    # Lite2: 208 channels against Lite0's 192, so d = 184 * 208 / 192 = 199.3 -> 200
+    assert backbones["efficientnet_lite2"] == {"backbone": "efficientnet_lite2",
+                                               "hidden_dim": 200, "feedforward_dim": 800}
+    target = catalog.get("target")
+    assert "standardize" not in target.variant_overrides()["pixels"]  # features are raw too
+    assert [v.name for v in target.compared] == ["pixels", "features"]
+    claim = catalog.get("backbone").claim
+    assert claim.substitutes == (("efficientnet_lite2", "efficientnet_lite0"),)
+
+
+def test_the_sensitivity_study_adds_an_object_and_drops_the_longer_schedule() -> None:
+    setup = experiments.Setup(None, ["brick", "coins", "grass", "gravel", "horse", "logo"],
+                              [0], Path("."), Path("."))
+    assert study.sensitivity_categories(setup) == ["brick", "coins", "horse"]
+    assert [s.name for s in catalog.SENSITIVITY_SETTINGS] == ["base", "standardised"]
