@@ -106,8 +106,6 @@ _OVERFLOW_JS = """() => {
     const column = ['article.bd-article', 'main', 'body']
         .map(s => document.querySelector(s)).find(e => e);
     const style = getComputedStyle(column);
-    const box = column.getBoundingClientRect();
-    const left = box.left + parseFloat(style.paddingLeft);
     const width = column.clientWidth - parseFloat(style.paddingLeft)
                   - parseFloat(style.paddingRight);
     const name = e => {
@@ -118,8 +116,7 @@ _OVERFLOW_JS = """() => {
     };
     return [...column.querySelectorAll('table, img, figure, svg')]
         .map(e => [e, e.getBoundingClientRect()])
-        .filter(([e, r]) => r.width > 0
-                && (r.width > width + 1 || r.right > left + width + 1))
+        .filter(([e, r]) => r.width > width + 1)
         .map(([e, r]) => [e.tagName.toLowerCase(), Math.round(r.width), Math.round(width),
                           name(e)]);
 }"""

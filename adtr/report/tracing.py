@@ -243,7 +243,8 @@ def config_table(experiments: dict[str, Experiment | None],
     for name, exp in experiments.items():
         if exp is None:
             continue
-        config = {k: _show_value(v) for k, v in exp.record.config.items()}
+        config = {k: portable_path(v) if k == "data_root" and v else _show_value(v)
+                  for k, v in exp.record.config.items()}
         key = tuple(sorted(config.items()))
         groups.setdefault(key, []).append(SHORT_TITLES.get(name, name))
         configs[key] = config
@@ -254,12 +255,19 @@ def config_table(experiments: dict[str, Experiment | None],
     rows = []
     for key in keys:
         paper = _show_value(reference.get(key, "—"))
-        values = {("Ours: all experiments" if everyone else f"Ours: {', '.join(names)}"):
-                  configs[group].get(key, "—") for group, names in groups.items()}
+        values = {_group_name(names, everyone, len(groups)): configs[group].get(key, "—")
+                  for group, names in groups.items()}
         same = all(v == paper for v in values.values())
         rows.append({"Parameter": f"`{key}`", "`paper` profile": paper, **values,
                      "Same as `paper`": "yes" if same else "**no**"})
     return pd.DataFrame(rows)
+
+
+def _group_name(names: list[str], everyone: bool, groups: int) -> str:
+    """A column of ``config_table``: the experiments sharing its parameters, in short."""
+    if everyone:
+        return "Ours: all experiments"
+    return "Ours: the others" if len(names) > 3 and groups == 2 else f"Ours: {', '.join(names)}"
 
 
 def deviations_table(exp: Experiment) -> pd.DataFrame:
