@@ -81,6 +81,27 @@ def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+#: Folders of the project that a recorded path may point into (data, runs, results).
+PROJECT_FOLDERS = ("data", "runs", "results")
+
+
+def portable_path(path: str | Path, root: Path | None = None) -> str:
+    """A recorded path without the machine's part: relative to the project root when it lies
+    inside it (or, for a path written on another machine, from the project folder it names:
+    ``/elsewhere/data/synthetic`` -> ``data/synthetic``), else its name only."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    root = (root or project_root()).resolve()
+    if path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    parts = path.parts
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i] in PROJECT_FOLDERS:
+            return Path(*parts[i:]).as_posix()
+    return path.name
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
     digest = hashlib.sha256()

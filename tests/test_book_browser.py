@@ -1,6 +1,8 @@
 """The built book in headless Chromium: every page loads without errors, every image decodes,
-every internal link (and its anchor) resolves, nothing is fetched from outside the book;
-one full-page screenshot per page goes to ``_build/screenshots/``.
+every internal link (and its anchor) resolves, nothing is fetched from outside the book, and
+no table or figure is wider than the page's content column at 1280 px (a reader would have
+to scroll it sideways, and its caption would be cut); one full-page screenshot per page goes
+to ``_build/screenshots/``.
 
 Run after ``jupyter-book build . -W``, either as a test or from the shell::
 
@@ -98,6 +100,34 @@ _IMAGES_JS = """els => Promise.all(els.map(e => {
 }))"""
 
 
+#: Tables and figures wider than the content column (the article's content box), with
+#: what names them: the caption, else the first header cell or the image's file.
+_OVERFLOW_JS = """() => {
+    const column = ['article.bd-article', 'main', 'body']
+        .map(s => document.querySelector(s)).find(e => e);
+    const style = getComputedStyle(column);
+    const width = column.clientWidth - parseFloat(style.paddingLeft)
+                  - parseFloat(style.paddingRight);
+    const name = e => {
+        const caption = e.querySelector('caption, figcaption');
+        const text = caption ? caption.textContent
+                   : (e.querySelector('th') || {}).textContent || e.getAttribute('src') || '';
+        return text.trim().replace(/\\s+/g, ' ').slice(0, 80);
+    };
+    return [...column.querySelectorAll('table, img, figure, svg')]
+        .map(e => [e, e.getBoundingClientRect()])
+        .filter(([e, r]) => r.width > width + 1)
+        .map(([e, r]) => [e.tagName.toLowerCase(), Math.round(r.width), Math.round(width),
+                          name(e)]);
+}"""
+
+
+def overflow_problems(page: object) -> list[str]:
+    """Each table or figure of the loaded page that is wider than its content column."""
+    return [f"{tag} wider than the content column ({wide} px > {column} px): {name}"
+            for tag, wide, column, name in page.evaluate(_OVERFLOW_JS)]
+
+
 def check_page(page: object, url: str, base: str, html: Path, screenshot: Path) -> list[str]:
     """Load one page; return what is wrong with it (an empty list when nothing is)."""
     problems: list[str] = []
@@ -128,6 +158,7 @@ def check_page(page: object, url: str, base: str, html: Path, screenshot: Path) 
             problem = _link_problem(href, base, html)
             if problem:
                 problems.append(problem)
+    problems += overflow_problems(page)
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(screenshot), full_page=True)
     return problems
@@ -185,6 +216,41 @@ def test_link_check_finds_missing_files_and_anchors(tmp_path: Path) -> None:
     assert "no anchor #y" in _link_problem(base + "book/a.html#y", base, tmp_path)
     assert "no file book/b.html" in _link_problem(base + "book/b.html", base, tmp_path)
     assert book_pages(tmp_path) == [tmp_path / "book" / "a.html"]
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>
+body {{ margin: 0; }} article {{ width: 600px; padding: 0 20px; }}
+</style></head><body><article class="bd-article"><h1>t</h1>
+<div style="overflow-x: auto"><table><caption>{caption}</caption><tr>{cells}</tr></table></div>
+</article></body></html>"""
+
+
+def _browser_or_skip() -> str:
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium: apt-get install chromium (or set $CHROMIUM)")
+    pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    return chromium
+
+
+def test_overflow_check_reports_a_table_wider_than_the_column(tmp_path: Path) -> None:
+    chromium = _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    wide = "".join(f"<td>a_long_unbreakable_cell_{i}</td>" for i in range(12))
+    narrow = "".join(f"<td>{i}</td>" for i in range(12))
+    (tmp_path / "wide.html").write_text(_PAGE.format(caption="too wide", cells=wide))
+    (tmp_path / "narrow.html").write_text(_PAGE.format(caption="fits", cells=narrow))
+    with serve(tmp_path) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        found = {}
+        for name in ("wide", "narrow"):
+            page.goto(f"{base}{name}.html")
+            found[name] = overflow_problems(page)
+        browser.close()
+    assert len(found["wide"]) == 1 and "> 600 px): too wide" in found["wide"][0]
+    assert found["narrow"] == []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -192,10 +192,10 @@ def test_peers_table_and_statement_set_the_methods_side_by_side(tmp_path: Path):
     exp = _peers(tmp_path, {"adtr": 0.0, "adtr_plus": 0.01, "padim": 0.35, "patchcore": 0.1})
     table = peers.defect_kind_table(exp)
     assert list(table.columns) == [
-        "Category", "Defect kind", "Type", "Test images", "Share of the image (%)", "ADTR",
-        "ADTR+", "PaDiM (anomalib)", "PatchCore (anomalib)"]
+        "Category", "Defect kind", "Type", "Images", "Area (%)", "ADTR", "ADTR+", "PaDiM",
+        "PatchCore"]
     assert list(table["ADTR"]) == ["97.0", "60.0", "93.0"]
-    assert list(table["PaDiM (anomalib)"]) == ["100.0", "95.0", "100.0"]
+    assert list(table["PaDiM"]) == ["100.0", "95.0", "100.0"]
     text = peers.defect_kind_statement(exp)
     assert ("on their own: ADTR 2, ADTR+ 2, PaDiM (anomalib) 3, PatchCore (anomalib) 2."
             in text)

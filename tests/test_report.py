@@ -223,9 +223,10 @@ def test_statement_gives_every_pair_with_its_interval(results: Path) -> None:
     assert "Reference (without training): Attn + Query (ADTR) − PCA residual (no training) " \
         "-0.30 [-0.90, +0.20] points (Attn + Query (ADTR) not separated)" in text
     table = report.interval_table(report.load("attention_query", "cpu", results))
-    assert list(table["Verdict"]) == ["agrees", "does not agree", "not separated",
-                                      "not separated"]
-    assert table.loc[0, "a"] == "+3.50 [+2.00, +5.00]"
+    table = table.set_index("a − b")
+    assert list(table.loc["Verdict"]) == ["agrees", "does not agree", "not separated",
+                                          "not separated"]
+    assert table.loc["a", "Attn + Query (ADTR) − CNN"] == "+3.5 [+2.0, +5.0]"
 
 
 def test_results_without_intervals_are_not_decided(tmp_path: Path) -> None:
@@ -330,7 +331,8 @@ def test_benchmark_tables(tmp_path: Path) -> None:
     folder = tmp_path / "benchmarks"
     folder.mkdir()
     (folder / "h200.json").write_text(json.dumps(
-        {"device": "H200", "meta": {"torch": "2.14.1"},
+        {"device": "H200", "meta": {"torch": "2.14.1"}, "experiment": "benchmarks",
+         "record": {"environment": {"cpu_count": 16}},
          "rows": [{"notebook": "01", "seconds": 12.5}, {"notebook": "02", "seconds": 30.0,
                                                          "peak_gib": 1.23456}]}))
     (folder / "cpu.json").write_text(json.dumps([{"step": "fit", "seconds": 3}]))
@@ -339,7 +341,7 @@ def test_benchmark_tables(tmp_path: Path) -> None:
     assert list(table["seconds"]) == ["12.5", "30"]
     assert list(table["peak_gib"]) == ["", "1.23"]
     assert dict(zip(fields["Field"], fields["Value"], strict=True)) == {
-        "device": "H200", "meta.torch": "2.14.1"}
+        "Device": "H200", "meta.torch": "2.14.1", "CPUs": "16"}
     fields, table = report.benchmark_tables(folder / "cpu.json")
     assert fields.empty and list(table.columns) == ["step", "seconds"]
     assert list(table["seconds"]) == ["3"]
@@ -636,3 +638,13 @@ def test_plus_overview_provenance_and_missing(plus_results: Path, tmp_path: Path
     assert notebooks.loc["`07_adtr_plus`", "Writes"] == "`adtr_plus/`"
     assert notebooks.loc["`08_one_class`", "Page"] == \
         "{doc}`One-class setting (CIFAR-10 table) <one_class>`"
+
+
+def test_recorded_paths_are_shown_without_the_machine_part(tmp_path: Path) -> None:
+    from adtr.records import portable_path
+
+    assert portable_path("/work/batch/data/synthetic", tmp_path) == "data/synthetic"
+    assert portable_path(tmp_path / "runs" / "cpu", tmp_path) == "runs/cpu"
+    assert portable_path("/mnt/disk/mvtec_anomaly_detection", tmp_path) == \
+        "mvtec_anomaly_detection"
+    assert portable_path("data/synthetic", tmp_path) == "data/synthetic"

@@ -46,7 +46,7 @@ def test_means_pairs_and_wins_come_from_the_results(peer_results: Path) -> None:
     means = peers.means_table(exp).set_index("Method")
     assert means.loc["PaDiM (anomalib)", "pixel AUROC"] == "95.0"
     pairs = peers.pair_table(exp, "pixel_auroc").set_index("Pair (a − b)")
-    assert pairs.loc["ADTR − PaDiM (anomalib)", "All categories"] == "-5.00 [-7.00, -3.00]"
+    assert pairs.loc["ADTR − PaDiM (anomalib)", "All categories"] == "-5.0 [-7.0, -3.0]"
     assert pairs.loc["ADTR − PaDiM (anomalib)", "Over all categories"] == "PaDiM (anomalib) ahead"
     assert pairs.loc["ADTR − PatchCore (anomalib)", "Over all categories"] == "ADTR ahead"
     said = peers.wins_and_losses(exp, "adtr", "padim", "pixel_auroc")

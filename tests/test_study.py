@@ -104,11 +104,11 @@ def test_shortcut_rows_and_what_the_page_says(tmp_path: Path) -> None:
     assert "highest first: Attn + Query (ADTR) 2.00, w/o Query 1.10" in text
     assert "Here ADTR is first of 2." in text
     assert "99th percentile: Attn + Query (ADTR) 1.00, w/o Query 0.10." in text
-    table = report.shortcut_table(exp).set_index(["Variant", "When"])
-    assert table.loc[("w/o Query", "last checkpoint"), "Slope of f̂ on f, anomalous"] == "0.900"
-    assert table.loc[("w/o Query", "before training"), "Slope of f̂ on f, anomalous"] == "0.000"
-    assert table.loc[("Attn + Query (ADTR)", "last checkpoint"),
-                     "Error ratio, anomalous / normal"] == "2.000"
+    table = report.shortcut_table(exp).set_index("Statistic")
+    assert table.loc["Slope of f̂ on f, anomalous", "w/o Query, last"] == "0.90"
+    assert table.loc["Slope of f̂ on f, anomalous", "w/o Query, before"] == "0.00"
+    assert table.loc["Error ratio, anomalous / normal", "Attn + Query (ADTR), last"] == "2.00"
+    assert not table.map(lambda cell: cell.startswith("-0.0")).to_numpy().any()
 
 
 def test_the_pca_reference_is_left_out_where_it_would_copy_every_feature(tiny_root) -> None:

@@ -19,3 +19,46 @@ def test_cost_bars_log_scale_only_for_wide_time_ranges():
     assert test.get_xlim()[0] == 0
     labels = [text.get_text() for legend in fig.legends for text in legend.get_texts()]
     assert labels == ["ADTR", "PaDiM"]
+
+
+def _overlaps(fig, legend, ax) -> bool:
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+
+
+def test_loss_curves_colour_by_category_style_by_seed_legends_outside():
+    histories = {f"{c} seed {s}": [10.0 / (e + s + 1) for e in range(5)]
+                 for c in ("brick", "coins", "grass") for s in (0, 1)}
+    fig = viz.loss_curves(histories)
+    ax = fig.axes[0]
+    colours = {line.get_color() for line in ax.get_lines()}
+    styles = {line.get_linestyle() for line in ax.get_lines()}
+    assert len(colours) == 3 and len(styles) == 2
+    texts = [[t.get_text() for t in legend.get_texts()] for legend in fig.legends]
+    assert texts == [["brick", "coins", "grass"], ["seed 0", "seed 1"]]
+    assert not any(_overlaps(fig, legend, ax) for legend in fig.legends)
+    assert min(t.get_size() for t in ax.get_yticklabels() + ax.get_xticklabels()) >= 10
+
+
+def test_paper_vs_ours_lists_only_what_is_drawn_and_wraps_long_labels():
+    summary = pd.DataFrame({"variant": ["a", "pca"], "pixel_auroc_mean": [0.95, 0.9],
+                            "pixel_auroc_std": [0.0, 0.0], "seeds": [1, 1]})
+    fig = viz.paper_vs_ours(summary, {}, {"a": "A", "pca": "PCA residual (no training)"})
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["ours"]
+    assert not _overlaps(fig, legend, ax)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "PCA residual\n(no training)"]
+
+
+def test_shortcut_panels_are_titled_and_verdict_rows_read_the_catalog():
+    summary = pd.DataFrame({"variant": ["adtr", "adtr"], "epoch": [0, 10],
+                            "error_ratio": [1.0, 2.0], "pixel_auroc": [0.6, 0.9]})
+    fig = viz.shortcut_curves(summary, {"adtr": "ADTR"})
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert len(titles) == 6 and all(titles) and titles[0] == "Error ratio"
+    matrix = pd.DataFrame({"setting": ["the profile's regime"], "claim": ["attention_query"],
+                           "all": ["agrees"], "brick": ["agrees"]})
+    labels = [t.get_text() for t in viz.verdict_matrix(matrix).axes[0].get_yticklabels()]
+    assert labels[0].startswith("Table 4a:") and "attention_query" not in labels[0]

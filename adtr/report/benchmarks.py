@@ -30,8 +30,24 @@ def benchmark_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     flat = pd.json_normalize(rest).T.reset_index() if rest else pd.DataFrame()
     if not flat.empty:
         flat.columns = ["Field", "Value"]
+        flat["Field"] = flat["Field"].str.replace(r"^(record\.)?(environment\.)?", "",
+                                                  regex=True)
+        flat = flat[~flat["Field"].isin(_UNSHOWN_FIELDS)]
+        flat["Field"] = flat["Field"].map(lambda f: _FIELD_LABELS.get(f, f.replace("_", " ")))
         flat["Value"] = flat["Value"].map(_tidy)
-    return flat, table
+    return flat.reset_index(drop=True), table
+
+
+#: A benchmark record's fields as the page names them (others: the key with spaces).
+_FIELD_LABELS = {
+    "written_at": "Written", "quick": "Quick run", "images": "Images per batch",
+    "repeats": "Repeats", "precisions": "Precisions", "cpu_has_bf16_units":
+    "CPU has bf16 matrix units", "device": "Device", "device_name": "Device name",
+    "cpu_capability": "Vector instructions", "cpu_count": "CPUs", "torch_threads":
+    "torch threads", "python": "Python", "torch": "torch", "timm": "timm",
+    "platform": "Platform", "git_commit": "Commit", "wall_time_s": "Wall time (s)",
+    "peak_rss_gib_parent": "Peak memory (GiB)"}
+_UNSHOWN_FIELDS = {"experiment"}
 
 
 def batch_files(results_dir: str | Path | None = None) -> list[Path]:

@@ -104,15 +104,27 @@ def show_note(exp: Experiment | None, experiment: str) -> None:
         show_markdown(stale)
 
 
-def show_provenance(name: str, experiments: dict[str, Experiment | None]) -> None:
-    """An experiment's provenance fields and its data per category."""
-    exp = experiments.get(name)
+def show_provenance(name: str, experiments: dict[str, Experiment | None],
+                    reference: str = "main") -> None:
+    """An experiment's provenance: the fields that differ from the ``reference``
+    experiment's (all of them for the reference itself), and its data per category where
+    that differs from the reference's (shown once, with the reference)."""
+    exp, base = experiments.get(name), experiments.get(reference)
     if exp is None:
         show_markdown(missing_note(name))
         return
     others = [e for e in experiments.values() if e is not None]
-    show_table(provenance_detail(exp, others), f"{exp.title}: what produced it.")
-    show_table(data_table(exp), f"{exp.title}: the data, per category.")
+    fields = provenance_detail(exp, others)
+    if base is not None and base is not exp:
+        theirs = dict(provenance_detail(base, others).itertuples(index=False))
+        fields = fields[[field in ("Experiment", "Notebook") or theirs.get(field) != value
+                         for field, value in fields.itertuples(index=False)]]
+        show_table(fields, f"{exp.title}: what differs from {base.title}'s record.")
+    else:
+        show_table(fields, f"{exp.title}: what produced it.")
+    data = data_table(exp)
+    if base is None or base is exp or not data.equals(data_table(base)):
+        show_table(data, f"{exp.title}: the data, per category.")
 
 
 def show_runs(name: str, experiments: dict[str, Experiment | None]) -> None:

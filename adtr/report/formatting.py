@@ -25,15 +25,34 @@ def mean_std(mean: float, std: float | None, seeds: int, digits: int = 1) -> str
     return text
 
 
-def interval(difference: float, low: float, high: float) -> str:
-    """A paired difference with its interval, in points: '+1.93 [+1.34, +2.41]'."""
-    return f"{difference:+.2f} [{low:+.2f}, {high:+.2f}]"
+def interval(difference: float, low: float, high: float, digits: int = 2) -> str:
+    """A paired difference with its interval, in points: '+1.93 [+1.34, +2.41]'; never
+    '-0.00'."""
+    def point(x: float) -> str:
+        return f"{round(x, digits) or 0.0:+.{digits}f}"
+
+    return f"{point(difference)} [{point(low)}, {point(high)}]"
+
+
+def fixed(value: float, digits: int = 3) -> str:
+    """A number with ``digits`` decimals, '0.000' for a value that rounds to zero (never
+    '-0.000')."""
+    return f"{round(float(value), digits) or 0.0:.{digits}f}"
 
 
 def signed(delta: float, spread: float | None = None) -> str:
     """A difference in points: '+1.2', '-0.4 ± 0.3'; never '-0.0'."""
     text = f"{round(delta, 1) or 0.0:+.1f}"
     return text if spread is None else f"{text} ± {spread:.1f}"
+
+
+def over_seeds(seeds: list[int] | tuple[int, ...], what: str = "mean ± std") -> str:
+    """What a value over ``seeds`` is: 'mean ± std over 3 seeds', or 'seed 0' for one seed
+    (no ± then)."""
+    seeds = list(seeds)
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"{what} over {len(seeds)} seeds"
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from adtr.style import styled
+
 
 def _stages(c: dict[str, Any]) -> str:
     return ", ".join(str(s) for s in c["stages"])
@@ -75,6 +77,7 @@ def stage_info(backbone: str, stages: Iterable[int]) -> tuple[int, list[int]]:
     return sum(info.channels()[s] for s in stages), [info.reduction()[s] for s in stages]
 
 
+@styled
 def architecture_figure(config: dict[str, Any], channels: int, strides: list[int]) -> Any:
     """The pipeline as boxes and arrows: frozen backbone, trained transformer, comparison.
 

@@ -135,10 +135,11 @@ def defect_kind_table(exp: Experiment) -> pd.DataFrame:
     table = pd.DataFrame({"Category": [c for c, _ in first.index],
                           "Defect kind": [k for _, k in first.index],
                           "Type": first["type"].fillna("—").to_numpy(),
-                          "Test images": first["images"].to_numpy(),
-                          "Share of the image (%)": [f"{a:.2f}" for a in first["area_percent"]]})
-    for method in dict.fromkeys(kinds["variant"]):
-        table[names.get(method, method)] = [percent(v) for v in wide[method]]
+                          "Images": first["images"].to_numpy(),
+                          "Area (%)": [f"{a:.1f}" for a in first["area_percent"]]})
+    for method in dict.fromkeys(kinds["variant"]):  # short headers: the table is wide
+        name = names.get(method, method).removesuffix(" (anomalib)")
+        table[name] = [percent(v) for v in wide[method]]
     return table
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pandas as pd
 
 from adtr import catalog, stats
-from adtr.report.formatting import interval
+from adtr.report.formatting import fixed, interval
 from adtr.report.loading import TITLES, Experiment, label
 
 #: The shortcut statistics as the page names them (those a table holds are shown).
 SHORTCUT_COLUMNS = {
     "error_ratio": "Error ratio, anomalous / normal",
-    "anomalous_above_normal_p99": "Anomalous tokens above normal p99",
+    "anomalous_above_normal_p99": "Detection share (above normal p99)",
     "twin_pass_through": "Twin pass-through, anomalous",
     "pass_through_anomalous": "Slope of f̂ on f, anomalous",
     "pass_through_normal": "Slope of f̂ on f, normal",
@@ -39,25 +39,28 @@ def _at(probes: pd.DataFrame, first: bool) -> pd.DataFrame:
 
 
 def shortcut_table(exp: Experiment, by_kind: bool = False) -> pd.DataFrame:
-    """Per variant (and kind of category): the statistics before training and at the last
-    checkpoint, means over categories and seeds."""
+    """One row per statistic (per kind of category with ``by_kind``), one column per variant
+    and moment (before training, at the last checkpoint; with ``by_kind`` the last checkpoint
+    only): means over categories and seeds, with two decimals (errors: one)."""
     probes = _probes(exp)
     if probes.empty:
         return pd.DataFrame()
-    keys = ["variant", "kind"] if by_kind else ["variant"]
+    keys = ["kind", "variant"] if by_kind else ["variant"]
     columns = {k: v for k, v in SHORTCUT_COLUMNS.items() if k in probes}
-    rows = []
-    for first, when in ((True, "before training"), (False, "last checkpoint")):
+    moments = ((False, "last"),) if by_kind else ((True, "before"), (False, "last"))
+    table: dict[str, dict[tuple[str, ...], str]] = {}
+    for first, when in moments:
         means = _at(probes, first).groupby(keys, sort=False)[list(columns)].mean()
         for key, values in means.iterrows():
             key = key if isinstance(key, tuple) else (key,)
-            row = {"Variant": label(key[0])}
-            if by_kind:
-                row["Categories"] = key[1]
-            row["When"] = when
-            row.update({name: f"{values[column]:.3f}" for column, name in columns.items()})
-            rows.append(row)
-    return pd.DataFrame(rows)
+            name = label(key[-1]) + ("" if by_kind else f", {when}")
+            for column, statistic in columns.items():
+                digits = 1 if column.startswith("error_") and column != "error_ratio" else 2
+                row = (key[0], statistic) if by_kind else (statistic,)
+                table.setdefault(name, {})[row] = fixed(values[column], digits)
+    frame = pd.DataFrame(table)
+    frame.index.names = ["Categories", "Statistic"] if by_kind else ["Statistic"]
+    return frame.reset_index()
 
 
 def shortcut_statement(exp: Experiment) -> str:

@@ -53,37 +53,38 @@ def comparison_table(exp: Experiment, metric: str = "pixel_auroc") -> pd.DataFra
 
 
 def interval_table(exp: Experiment) -> pd.DataFrame:
-    """One row per comparison (the claim's pairs, then the training-free references): the
-    difference a − b in points with its paired 95 % interval over all categories, the
-    categories whose own difference has its sign, the verdict, and each category's
-    interval."""
+    """One column per comparison (the claim's pairs, then the training-free references); rows:
+    whether the claim holds it, its verdict, the difference a − b in points with its paired
+    95 % interval over all categories, the categories whose own difference has its sign,
+    then each category's interval (one decimal: the intervals are wider than that)."""
     metric = catalog.get(exp.name).metric
     rows = [r for r in exp.table("intervals") or [] if r["metric"] == metric]
     pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
-    table = []
+    columns: dict[str, dict[str, str]] = {}
     for a, b in pairs:
         mine = [r for r in rows if (r["a"], r["b"]) == (a, b)]
         overall = next(r for r in mine if r["category"] == "all")
+        verdict = stats.CLAIM_VERDICTS[overall["verdict"]] if overall["claim"] \
+            else _reference_verdict(overall["verdict"], label(a))
         own = [r["difference"] for r in mine if r["category"] != "all"]
-        row = {"Pair (a − b)": f"{label(a)} − {label(b)}",
-               "In the claim": "yes" if overall["claim"] else "reference",
-               "All categories": _interval_cell(overall),
-               "Sign holds in": f"{sum(d * overall['difference'] > 0 for d in own)} of "
-                                f"{len(own)} categories",
-               "Verdict": stats.CLAIM_VERDICTS[overall["verdict"]] if overall["claim"]
-               else _REFERENCE_VERDICTS[overall["verdict"]]}
-        row.update({r["category"]: _interval_cell(r) for r in mine if r["category"] != "all"})
-        table.append(row)
-    return pd.DataFrame(table)
+        columns[f"{label(a)} − {label(b)}"] = {
+            "In the claim": "yes" if overall["claim"] else "reference", "Verdict": verdict,
+            "All categories": _interval_cell(overall),
+            "Sign holds in": f"{sum(d * overall['difference'] > 0 for d in own)} of "
+                             f"{len(own)} categories",
+            **{r["category"]: _interval_cell(r) for r in mine if r["category"] != "all"}}
+    if not columns:
+        return pd.DataFrame()
+    return pd.DataFrame(columns).rename_axis("a − b").reset_index()
 
 
-#: A reference row's interval: the claim's variant ahead of it, behind it, or neither.
-_REFERENCE_VERDICTS = {stats.BETTER: "a ahead", stats.WORSE: "a behind",
-                       stats.NOT_SEPARATED: stats.NOT_SEPARATED}
+def _reference_verdict(verdict: str, a: str) -> str:
+    """A reference column's verdict: the claim's variant ahead of it, behind it, or neither."""
+    return {stats.BETTER: f"{a} ahead", stats.WORSE: f"{a} behind"}.get(verdict, verdict)
 
 
 def _interval_cell(row: dict[str, Any]) -> str:
-    return interval(row["difference"], row["low"], row["high"])
+    return interval(row["difference"], row["low"], row["high"], digits=1)
 
 
 def _cells_over_seeds(runs: pd.DataFrame, by: list[str], metric: str) -> pd.Series:

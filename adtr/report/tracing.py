@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from adtr.records import project_root
+from adtr.records import portable_path, project_root
 from adtr.report.data import (
     data_info,
     data_label,
@@ -116,7 +116,8 @@ def _data_fields(exp: Experiment) -> dict[str, str]:
         each = (f"{used[0]}" if len(used) == 1 else f"{used[0]}–{used[-1]}") if used else "?"
         kind = "stand-in for CIFAR-10" if is_stand_in(exp) else "real"
         return {"Data": f"{dataset.get('name', '?')} ({kind})",
-                "Data path": str(dataset.get("source", "?")),
+                "Data path": portable_path(dataset["source"]) if dataset.get("source")
+                else "?",
                 "Classes": ", ".join(units(exp)),
                 "Images (train / test)": f"{dataset.get('n_train', '?')} / "
                                          f"{dataset.get('n_test', '?')} (each class's model "
@@ -129,7 +130,8 @@ def _data_fields(exp: Experiment) -> dict[str, str]:
     data_name = infos[0].get("name", "?") if infos else "?"
     return {
         "Data": f"{data_name} ({'synthetic' if is_synthetic(exp) else 'real'})",
-        "Data path": ", ".join(_unique(d.get("path") for d in infos)),
+        "Data path": ", ".join(_unique(portable_path(d["path"]) for d in infos
+                                       if d.get("path"))),
         "Categories": ", ".join(exp.record.categories or []),
         "Images (train / test)": f"{n_used} / {n_test}" + (
             f" (the first {limit} of each category's {n_train // max(len(infos), 1)} training "
@@ -205,14 +207,12 @@ def produced_by(exp: Experiment, others: Iterable[Experiment] = ()) -> str:
 
 
 def run_table(exp: Experiment) -> pd.DataFrame:
-    """Every fit behind an experiment: what it trained on, with which backbone, how long."""
+    """Every fit behind an experiment: what it trained on, with which backbone, how long
+    (device and commit are in the experiment's provenance)."""
     rows = [{"Variant": label(r.method), "Category": r.category,
-             "Seed": r.seed, "Backbone": r.backbone["name"],
-             "Stages": ", ".join(str(s) for s in r.backbone.get("stages", [])),
-             "Channels": r.backbone.get("channels"),
-             "Epochs": r.epochs_trained, "Device": r.environment.get("device"),
-             "Commit": r.environment.get("git_commit"),
-             "Wall time": duration(r.wall_time_s),
+             "Seed": r.seed, "Backbone (stages)": f"{r.backbone['name']} ("
+             + ", ".join(str(s) for s in r.backbone.get("stages", [])) + ")",
+             "Epochs": r.epochs_trained, "Wall time": duration(r.wall_time_s),
              **{METRIC_NAMES[m]: percent(r.metrics.get(m)) for m in METRICS}}
             for r in _run_records(exp)]
     return pd.DataFrame(rows)
@@ -243,7 +243,8 @@ def config_table(experiments: dict[str, Experiment | None],
     for name, exp in experiments.items():
         if exp is None:
             continue
-        config = {k: _show_value(v) for k, v in exp.record.config.items()}
+        config = {k: portable_path(v) if k == "data_root" and v else _show_value(v)
+                  for k, v in exp.record.config.items()}
         key = tuple(sorted(config.items()))
         groups.setdefault(key, []).append(SHORT_TITLES.get(name, name))
         configs[key] = config
@@ -254,12 +255,19 @@ def config_table(experiments: dict[str, Experiment | None],
     rows = []
     for key in keys:
         paper = _show_value(reference.get(key, "—"))
-        values = {("Ours: all experiments" if everyone else f"Ours: {', '.join(names)}"):
-                  configs[group].get(key, "—") for group, names in groups.items()}
+        values = {_group_name(names, everyone, len(groups)): configs[group].get(key, "—")
+                  for group, names in groups.items()}
         same = all(v == paper for v in values.values())
         rows.append({"Parameter": f"`{key}`", "`paper` profile": paper, **values,
                      "Same as `paper`": "yes" if same else "**no**"})
     return pd.DataFrame(rows)
+
+
+def _group_name(names: list[str], everyone: bool, groups: int) -> str:
+    """A column of ``config_table``: the experiments sharing its parameters, in short."""
+    if everyone:
+        return "Ours: all experiments"
+    return "Ours: the others" if len(names) > 3 and groups == 2 else f"Ours: {', '.join(names)}"
 
 
 def deviations_table(exp: Experiment) -> pd.DataFrame:
@@ -286,6 +294,19 @@ def deviations_table(exp: Experiment) -> pd.DataFrame:
                              "Paper": _show_value(paper.get(key, "—")),
                              "Ours": _show_value(value)})
     return pd.DataFrame(rows)
+
+
+def deviations_of_all(experiments: Iterable[Experiment]) -> pd.DataFrame:
+    """``deviations_table`` of several experiments as one table: each row once, with the
+    experiments it holds for ('all' when every one)."""
+    present = [e for e in experiments if e is not None]
+    where: dict[tuple[str, str, str], list[str]] = {}
+    for exp in present:
+        for row in deviations_table(exp).itertuples(index=False):
+            where.setdefault(tuple(row), []).append(SHORT_TITLES.get(exp.name, exp.name))
+    return pd.DataFrame([{"Parameter": key[0], "Paper": key[1], "Ours": key[2],
+                          "In": "all" if len(names) == len(present) else ", ".join(names)}
+                         for key, names in where.items()])
 
 
 # --- notebooks and profiles ----------------------------------------------------------
