@@ -34,13 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adtr import catalog
+from adtr import catalog, stamps
 from adtr.errors import ConfigError
 from adtr.records import (
-    code_digest,
     environment,
-    files_sha256,
-    imported_modules,
     project_root,
     run_record,
     write_json,
@@ -56,10 +53,8 @@ class Outcome:
 
 
 def notebooks_dir() -> Path:
-    """``$ADTR_NOTEBOOKS_DIR`` if set (e.g. tests running a batch of tiny notebooks in a
-    subprocess), else the project's ``notebooks/``."""
-    chosen = os.environ.get("ADTR_NOTEBOOKS_DIR", "").strip()
-    return Path(chosen) if chosen else project_root() / "notebooks"
+    """Where the batch's notebooks are (``stamps.notebooks_dir``)."""
+    return stamps.notebooks_dir()
 
 
 def available_notebooks() -> list[str]:
@@ -81,33 +76,8 @@ def select(only: list[str] | None) -> list[str]:
     return chosen
 
 
-def notebook_modules(path: Path) -> list[str]:
-    """The ``adtr`` modules a notebook's code imports."""
-    cells = json.loads(path.read_text())["cells"]
-    source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
-    return sorted(imported_modules("\n".join(lines)))
-
-
-def code_changed(stamp: dict[str, Any]) -> bool:
-    """Whether a notebook's source or the code of the ``adtr`` modules it imports has
-    changed since ``stamp`` was written (its parameters and data left aside): then what it
-    wrote is not what the code computes now."""
-    path = notebooks_dir() / f"{stamp.get('notebook')}.ipynb"
-    if not path.is_file():
-        return True
-    now = _stamp(stamp["notebook"], {}, "")
-    return any(now[key] != stamp.get(key) for key in ("notebook_sha256", "package_sha256"))
-
-
 def _stamp(name: str, parameters: dict[str, Any], data_digest: str) -> dict[str, Any]:
-    """What decides a notebook's output: its parameters, its own source, the code of the
-    ``adtr`` modules it imports (and theirs), and the data it reads."""
-    path = notebooks_dir() / f"{name}.ipynb"
-    return {"notebook": name, "parameters": parameters,
-            "notebook_sha256": files_sha256([path])[:16],
-            "package_sha256": code_digest(notebook_modules(path)),
-            "data_sha256": data_digest}
+    return stamps.stamp(name, parameters, data_digest, notebooks_dir())
 
 
 def _first_error(executed: Path) -> str:

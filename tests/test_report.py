@@ -49,7 +49,8 @@ def _results(experiment: str, pixels: dict[tuple[str, str, int], float], paper: 
     summary["seeds"] = grouped.size()
     categories = sorted({c for _, c, _ in pixels})
     config = {"profile": "cpu", "backbone": "efficientnet_lite0", "stages": [0, 1, 2, 3],
-              "epochs": 5, "lr": 0.0005}
+              "epochs": 5, "lr": 0.0005, "image_size": 160, "feature_stride": 16,
+              "hidden_dim": 184}
     return {"experiment": experiment, "summary": summary.reset_index().to_dict("records"),
             "runs": runs.to_dict("records"), "paper": paper,
             "record": {"written_at": "2026-01-01T00:00:00+00:00", "experiment": experiment,
@@ -648,3 +649,17 @@ def test_recorded_paths_are_shown_without_the_machine_part(tmp_path: Path) -> No
     assert portable_path("/mnt/disk/mvtec_anomaly_detection", tmp_path) == \
         "mvtec_anomaly_detection"
     assert portable_path("data/synthetic", tmp_path) == "data/synthetic"
+
+
+def test_the_first_screen_says_the_regime_and_every_claims_verdict(results: Path) -> None:
+    experiments = report.load_all("cpu", results)
+    text = report.findings(experiments, 600)
+    lines = text.splitlines()
+    assert lines[0].startswith("- **Regime.** Offline synthetic MVTec-layout data (2 categories), "
+                               "efficientnet_lite0 with ImageNet weights")
+    assert "160 px (10×10 tokens), d = 184, 5 epochs at lr 0.0005 (×0.1 once, at 80 % of " \
+        "them), 2 seeds a category" in lines[0]
+    aq = next(line for line in lines if "attention_query>`" in line)
+    assert "**1 of 3 pairs agree, 1 does not agree, 1 not separated**" in aq
+    assert "Caveat" not in text  # no convergence study in these results
+    assert report.findings({"main": None}, 600) == ""

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from adtr import cli, reproduce
+from adtr import cli, reproduce, stamps
 
 
 def _notebook(path: Path, body: str) -> None:
@@ -153,10 +153,10 @@ def test_a_stamp_from_other_code_is_reported_as_computed_by_earlier_code(tmp_pat
     from adtr import report
     from tests.test_report import _results, _write
 
-    stamp = reproduce._stamp("03_target", {"profile": "cpu"}, "data")
-    assert not reproduce.code_changed(stamp)
-    assert reproduce.code_changed({**stamp, "package_sha256": "0" * 16})
-    assert reproduce.code_changed({**stamp, "notebook": "99_gone"})
+    stamp = stamps.stamp("03_target", {"profile": "cpu"}, "data")
+    assert not stamps.code_changed(stamp)
+    assert stamps.code_changed({**stamp, "package_sha256": "0" * 16})
+    assert stamps.code_changed({**stamp, "notebook": "99_gone"})
     _write(tmp_path, "target", _results("target", {("features", "a", 0): 0.9}, {}))
     exp = report.load("target", "cpu", tmp_path)
     assert report.stale_note(exp) == ""  # no stamp: nothing to compare

@@ -104,10 +104,12 @@ from adtr.report.statements import (
     KIND_FOUND,
     PLUS_OVERVIEW_METRIC,
     defect_kind_statement,
+    findings,
     main_statement,
     overview,
     plus_settings,
     plus_statement,
+    regime_sentence,
     statement,
     tsne_statement,
 )
@@ -192,5 +194,5 @@ __all__ = [
     "shortcut_statement", "shortcut_table", "show_figure", "show_figure_grid", "show_markdown",
     "show_matplotlib", "show_note", "show_provenance", "show_runs", "show_table", "signed",
     "stale_note", "stage_info", "statement", "tsne_statement", "unit_column", "units",
-    "weakest_category", "weights_kind"
+    "weakest_category", "weights_kind", "findings", "regime_sentence"
 ]

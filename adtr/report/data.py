@@ -87,9 +87,9 @@ def data_note(exp: Experiment | None) -> str:
 
 def stale_note(exp: Experiment | None) -> str:
     """A warning when the code has changed since the experiment's notebook wrote these
-    results (``reproduce.code_changed``): they are shown as computed, not as the code
+    results (``stamps.code_changed``): they are shown as computed, not as the code
     would compute them now."""
-    from adtr.reproduce import code_changed
+    from adtr.stamps import code_changed
 
     if exp is None or not exp.stamp or not code_changed(exp.stamp):
         return ""

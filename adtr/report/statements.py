@@ -20,6 +20,7 @@ from adtr.report.loading import (
     label,
     paper_values,
 )
+from adtr.report.study import twin_pass_through
 from adtr.report.tables import defect_kinds
 from adtr.report.verdicts import (
     AGREES,
@@ -375,3 +376,58 @@ def _overview_peers(exp: Experiment, link: str, paper_samples: int = 0) -> dict[
 #: How each kind of experiment (``catalog.KINDS``) is summarised in the at-a-glance table.
 _OVERVIEW = {"main": _overview_main, "ablation": _overview_ablation, "figure": _overview_tsne,
              "method": _overview_plus, "peers": _overview_peers}
+
+
+# --- the first screen ------------------------------------------------------------------
+
+def regime_sentence(main: Experiment) -> str:
+    """The regime of the book's numbers in one sentence, from the main results' record."""
+    c = main.record.config
+    grid = c["image_size"] // c["feature_stride"]
+    data = "Offline synthetic MVTec-layout data" if is_synthetic(main) else data_label(main)
+    return (f"{data} ({len(main.record.categories or [])} categories), {c['backbone']} with "
+            f"ImageNet weights, {c['image_size']} px ({grid}×{grid} tokens), d = "
+            f"{c['hidden_dim']}, {c['epochs']} epochs at lr {c['lr']:g} (×0.1 once, at 80 % "
+            f"of them), {plural(len(main.record.seeds), 'seed')} a category")
+
+
+def _convergence_caveat(convergence: Experiment | None) -> str:
+    """What the convergence study says of the book's schedule, in a clause ('' if nothing)."""
+    if convergence is None:
+        return ""
+    rule = convergence.table("rule") or {}
+    behind = [r for r in convergence.table("against_long") or [] if not r["within"]]
+    labels = convergence.table("labels") or {}
+    if not rule or not behind:
+        return ""
+    worst = max(behind, key=lambda r: r["gap_points"])
+    return (f"the book's runs stop at {worst['book_epochs']} epochs, where "
+            f"{len(behind)} of {len(convergence.table('against_long'))} variants are more than "
+            f"{100 * rule['tolerance']:.1f} points below their best in much longer runs "
+            f"({labels.get(worst['variant'], worst['variant'])}: "
+            f"{worst['gap_points']:.1f} points); the rule asks for {rule['epochs']} epochs")
+
+
+def findings(experiments: dict[str, Experiment | None], paper_samples: int) -> str:
+    """The intro's first screen: the regime, one line per claim of the paper (its verdict,
+    and what it rests on), and the comparisons beyond the paper, each with its page; every
+    number read from the results."""
+    main = experiments.get("main")
+    if main is None:
+        return ""
+    lines = [f"**Regime.** {regime_sentence(main)}. Absolute numbers are not MVTec-AD's; the "
+             f"claims are about order, which these data can test."
+             if is_synthetic(main) else f"**Regime.** {regime_sentence(main)}."]
+    caveat = _convergence_caveat(experiments.get("convergence"))
+    if caveat:
+        lines.append(f"**Caveat.** {caveat[0].upper()}{caveat[1:]} "
+                     f"({{doc}}`convergence <convergence>`).")
+    table = overview(experiments, paper_samples)
+    for row in table.to_dict(orient="records"):
+        lines.append(f"{row['Claim']}: **{row['Verdict']}**. Ours: {row['Ours']}.")
+    copied = twin_pass_through(experiments.get("shortcut"))
+    if {"adtr", "cnn"} <= set(copied):
+        lines.append(f"{{doc}}`The identity shortcut <shortcut>`, beyond the paper: ADTR's "
+                     f"reconstruction keeps {copied['adtr']:.2f} of a defect's own deviation, "
+                     f"the CNN's {copied['cnn']:.2f} (0 = none, 1 = a copy).")
+    return "\n".join(f"- {line}" for line in lines)

@@ -63,6 +63,16 @@ def shortcut_table(exp: Experiment, by_kind: bool = False) -> pd.DataFrame:
     return frame.reset_index()
 
 
+def twin_pass_through(exp: Experiment | None) -> dict[str, float]:
+    """Variant -> the twin pass-through at the last checkpoint, mean over categories and
+    seeds (empty where the probes have none)."""
+    probes = _probes(exp) if exp is not None else pd.DataFrame()
+    if probes.empty or "twin_pass_through" not in probes:
+        return {}
+    last = _at(probes, first=False).groupby("variant", sort=False)["twin_pass_through"].mean()
+    return {v: float(x) for v, x in last.dropna().items()}
+
+
 def shortcut_statement(exp: Experiment) -> str:
     """What the probes say at the last checkpoint, in numbers, against the paper's argument
     (the variants fed by their own input show less of an anomaly than ADTR)."""
