@@ -137,16 +137,17 @@ def schedule_rule(long_curves: pd.DataFrame, long_epochs: int, step: int,
 def flattened(book_curves: pd.DataFrame, tolerance: float = catalog.CONVERGENCE.tolerance
               ) -> pd.DataFrame:
     """Per variant and category of the book's runs: the epoch from which its pixel AUROC
-    rose by no more than ``tolerance`` before its lr cut, whether that came before the
-    cut (it had flattened), and its pixel AUROC at the last probe."""
+    rose by no more than ``tolerance`` before its lr cut, whether that came before its last
+    probe ahead of the cut (it had flattened), and its pixel AUROC at the last probe."""
     rows = []
     for (variant, category), curve in book_curves.groupby(["variant", "category"], sort=False):
         curve = curve.groupby("epoch")["pixel_auroc"].mean().sort_index()
         cut = train.lr_cut_epoch(int(curve.index.max()))
         base = curve[curve.index <= cut]
         at = flattened_at(list(base.index), list(base.values), tolerance)
+        # flat from before its last probe at the base lr: the last probe alone proves nothing
         rows.append({"variant": variant, "category": category, "flattened_at": at,
-                     "lr_cut_epoch": cut, "flattened": at < cut,
+                     "lr_cut_epoch": cut, "flattened": at < base.index.max(),
                      "pixel_auroc": float(curve.iloc[-1])})
     return pd.DataFrame(rows)
 

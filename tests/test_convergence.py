@@ -57,6 +57,8 @@ def test_the_books_runs_are_checked_against_their_cut_and_the_long_best() -> Non
     assert flat.loc[("adtr", "grass"), "flattened"]  # flat from 20, before the cut at 40
     assert flat.loc[("adtr", "grass"), "flattened_at"] == 20
     assert not flat.loc[("adtr", "gravel"), "flattened"]  # still rising at the cut
+    rising = _curves({("adtr", "a"): [0.5, 0.6, 0.7, 0.8, 0.9]})  # 40 epochs: cut at 32
+    assert not convergence.flattened(rising).loc[0, "flattened"]  # its last probe, 30, alone
     long = _curves({("adtr", "grass"): [0.5, 0.9, 0.93, 0.92], ("cnn", "grass"): [0.5, 0.951]})
     against = convergence.against_long(book, long).set_index("variant")
     assert against.loc["adtr", "gap_points"] == pytest.approx(2.0)  # 93 at best against 91
