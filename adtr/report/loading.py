@@ -81,7 +81,11 @@ class Experiment:
 
     @property
     def summary(self) -> pd.DataFrame:
-        return pd.DataFrame([row.to_dict() for row in self.results.summary])
+        frame = pd.DataFrame([row.to_dict() for row in self.results.summary])
+        # a standard deviation over one seed is NaN, written as null: read it back as NaN
+        numeric = [c for c in frame.columns if c.endswith(("_mean", "_std"))]
+        frame[numeric] = frame[numeric].apply(pd.to_numeric)
+        return frame
 
     @property
     def runs(self) -> pd.DataFrame:
