@@ -312,6 +312,7 @@ def test_config_table_groups_experiments_and_marks_departures(results: Path) -> 
     assert table.loc["`stages`", "Ours: all experiments"] == "0, 1, 2, 3"
     assert table.loc["`stages`", "Same as `paper`"] == "yes"
     assert table.loc["`epochs`", "Same as `paper`"] == "**no**"
+    assert "`hidden_dim`" not in table.index  # a parameter the reference profile lacks
     assert report.config_table({}, reference).empty
 
 

@@ -237,14 +237,16 @@ def _show_value(value: Any) -> str:
 def config_table(experiments: dict[str, Experiment | None],
                  reference: dict[str, Any]) -> pd.DataFrame:
     """Each resolved parameter beside the ``paper`` profile's value; experiments with the
-    same parameters share one column."""
+    same parameters share one column. Parameters that ``reference`` (a current profile) no
+    longer has are left out: a record written before a parameter was retired (such as
+    ``lr_step_epoch``, now always 80 % of the epochs) groups with those written after."""
     groups: dict[tuple, list[str]] = {}
     configs: dict[tuple, dict[str, Any]] = {}
     for name, exp in experiments.items():
         if exp is None:
             continue
         config = {k: portable_path(v) if k == "data_root" and v else _show_value(v)
-                  for k, v in exp.record.config.items()}
+                  for k, v in exp.record.config.items() if k in reference}
         key = tuple(sorted(config.items()))
         groups.setdefault(key, []).append(SHORT_TITLES.get(name, name))
         configs[key] = config
