@@ -257,7 +257,7 @@ SENSITIVITY_SETTINGS: tuple[Setting, ...] = (
 )
 SENSITIVITY_CLAIMS = ("attention_query", "target", "scales")
 #: The sensitivity study's categories: the first texture and this many objects of the set-up
-#: (on the generated data: brick, then coins and logo, an object with layout defects).
+#: (on the generated data: brick, then coins and horse, an object with layout defects).
 SENSITIVITY_OBJECTS = 2
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ def test_the_study_trains_each_distinct_variant_once(tiny_root: Path) -> None:
     # neither grass nor coins in this set: its first texture (no object)
     assert convergence.categories(setup) == ["grass"]
     assert catalog.get("convergence").kind == "study"
+    assert all(e.kind in catalog.KINDS for e in catalog.EXPERIMENTS.values())
 
 
 def test_table_4c_holds_the_width_share_and_4b_compares_like_with_like(tiny_root: Path) -> None:
