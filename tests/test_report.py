@@ -227,6 +227,7 @@ def test_statement_gives_every_pair_with_its_interval(results: Path) -> None:
     table = table.set_index("a − b")
     assert list(table.loc["Verdict"]) == ["agrees", "does not agree", "not separated",
                                           "not separated"]
+    assert table.loc["Sign holds in"].iloc[0] == "1 of 1 categories"  # ADTR − CNN on "a"
     assert table.loc["a", "Attn + Query (ADTR) − CNN"] == "+3.5 [+2.0, +5.0]"
 
 

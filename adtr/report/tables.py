@@ -15,6 +15,7 @@ from adtr.report.verdicts import (
     PAPER_DATA,
     _paired_differences,
     _paper_gain,
+    comparisons_of,
     our_values,
     paper_methods,
     plus_differences,
@@ -60,18 +61,17 @@ def interval_table(exp: Experiment) -> pd.DataFrame:
     metric = catalog.get(exp.name).metric
     rows = [r for r in exp.table("intervals") or [] if r["metric"] == metric]
     pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
+    signs = {(c.a, c.b): c.sign_holds for c in comparisons_of(exp, metric)}
     columns: dict[str, dict[str, str]] = {}
     for a, b in pairs:
         mine = [r for r in rows if (r["a"], r["b"]) == (a, b)]
         overall = next(r for r in mine if r["category"] == "all")
         verdict = stats.CLAIM_VERDICTS[overall["verdict"]] if overall["claim"] \
             else _reference_verdict(overall["verdict"], label(a))
-        own = [r["difference"] for r in mine if r["category"] != "all"]
         columns[f"{label(a)} − {label(b)}"] = {
             "In the claim": "yes" if overall["claim"] else "reference", "Verdict": verdict,
             "All categories": _interval_cell(overall),
-            "Sign holds in": f"{sum(d * overall['difference'] > 0 for d in own)} of "
-                             f"{len(own)} categories",
+            "Sign holds in": signs[a, b],
             **{r["category"]: _interval_cell(r) for r in mine if r["category"] != "all"}}
     if not columns:
         return pd.DataFrame()
