@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adtr.errors import SchemaError
-from adtr.records import write_json
+from adtr.records import portable_path, write_json
 
 #: The metrics every MVTec-layout run reports, and their names for readers.
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
@@ -275,11 +275,25 @@ class ExperimentResults:
             tables={k: values[k] for k in TABLES if k in values})
 
     def write(self, path: str | Path) -> Path:
-        return write_json(path, self.to_dict())
+        """Write the file, with every recorded machine path made portable
+        (``records.portable_path``): a published result says where its data lay in the
+        project, not on the machine that computed it."""
+        return write_json(path, _portable(self.to_dict()))
 
     @classmethod
     def read(cls, path: str | Path) -> ExperimentResults:
         return cls.from_dict(_read_json(path), str(path))
+
+
+def _portable(value: Any) -> Any:
+    """``value`` with each string that is an absolute path replaced by its portable form."""
+    if isinstance(value, dict):
+        return {key: _portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_portable(item) for item in value]
+    if isinstance(value, str | Path) and str(value).startswith("/"):
+        return portable_path(value)
+    return value
 
 
 def _read_json(path: str | Path) -> Any:

@@ -665,3 +665,17 @@ def test_the_first_screen_says_the_regime_and_every_claims_verdict(results: Path
     assert "**1 of 3 pairs agree, 1 does not agree, 1 not separated**" in aq
     assert "Caveat" not in text  # no convergence study in these results
     assert report.findings({"main": None}, 600) == ""
+
+
+def test_a_published_result_file_holds_no_machine_path(tmp_path: Path) -> None:
+    from adtr.schema import ExperimentRecord, ExperimentResults
+
+    record = ExperimentRecord.from_dict({
+        "written_at": "2026-12-07T00:00:00+00:00", "experiment": "main", "profile": "cpu",
+        "config": {"data_root": "/work/batch/data/synthetic", "epochs": 240},
+        "seeds": [0], "environment": {"device": "cpu"}, "runs": []}, "record")
+    path = ExperimentResults("main", record).write(tmp_path / "results.json")
+    text = path.read_text()
+    assert "/work/" not in text
+    assert ExperimentResults.read(path).record.config["data_root"] == "data/synthetic"
+    assert ExperimentResults.read(path).record.config["epochs"] == 240
