@@ -679,3 +679,25 @@ def test_a_published_result_file_holds_no_machine_path(tmp_path: Path) -> None:
     assert "/work/" not in text
     assert ExperimentResults.read(path).record.config["data_root"] == "data/synthetic"
     assert ExperimentResults.read(path).record.config["epochs"] == 240
+
+
+def test_a_forest_plot_has_a_panel_per_pair_and_a_row_per_category(results: Path) -> None:
+    from adtr.report.plots import forest_plot, forest_rows
+
+    exp = report.load("attention_query", "cpu", results)
+    rows = forest_rows(exp)
+    assert [(r["a"], r["b"], r["category"]) for r in rows[:3]] == [
+        ("adtr", "cnn", "all"), ("adtr", "cnn", "a"), ("adtr", "no_attention", "all")]
+    fig = forest_plot(exp)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 4  # three claimed pairs and the PCA reference, as 2 x 2
+    titles = [ax.get_title() for ax in panels]
+    assert "(agrees)" in titles[0] and "(does not agree)" in titles[1]
+    assert "(not separated)" in titles[2] and "PCA" in titles[3]
+    assert [t.get_text() for t in panels[0].get_yticklabels()] == ["a", "All categories"]
+    # the claim's side of zero is shaded on claimed pairs only
+    assert len(panels[0].patches) == 1 and len(panels[3].patches) == 0
+    no_intervals = {(v, "a", 0): 0.8 for v in PAPER_4A}
+    bare = results / "bare"
+    _write(bare, "attention_query", _results("attention_query", no_intervals, PAPER_4A))
+    assert forest_plot(report.load("attention_query", "cpu", bare)) is None

@@ -26,6 +26,7 @@ those listed before it:
   and beside one model for all categories (called as ``report.peers.X``).
 - ``convergence``: the convergence page: the long runs, the rule that picks the book's
   schedule, the book's runs against it, the seed check (``report.convergence.X``).
+- ``plots``: figures drawn from the results at build time (paired-difference forest plots).
 - ``display``: the only part that needs IPython: showing and glueing in a page.
 """
 
@@ -59,6 +60,7 @@ from adtr.report.display import (
     glue_text,
     show_figure,
     show_figure_grid,
+    show_forest,
     show_markdown,
     show_matplotlib,
     show_note,
@@ -191,7 +193,7 @@ __all__ = [
     "plus_table", "plus_table_by_method", "produced_by", "profile_sentence", "profiles_table",
     "provenance", "provenance_detail", "provenance_summary", "ranks", "results_root", "run_table",
     "sensitivity_statement", "sensitivity_table", "separation_table", "setting_metrics",
-    "shortcut_statement", "shortcut_table", "show_figure", "show_figure_grid", "show_markdown",
+    "shortcut_statement", "shortcut_table", "show_figure", "show_figure_grid", "show_forest", "show_markdown",
     "show_matplotlib", "show_note", "show_provenance", "show_runs", "show_table", "signed",
     "stale_note", "stage_info", "statement", "tsne_statement", "unit_column", "units",
     "weakest_category", "weights_kind", "findings", "regime_sentence"

@@ -13,6 +13,7 @@ from adtr import catalog
 from adtr.report.data import data_label, data_note, is_synthetic, missing_note, stale_note
 from adtr.report.formatting import figure_grid, markdown_table, mean_std, plural
 from adtr.report.loading import Experiment, paper_values
+from adtr.report.plots import forest_caption, forest_plot
 from adtr.report.tracing import _run_records, data_table, provenance_detail, run_table
 from adtr.report.verdicts import CLAIMS, experiment_verdict
 
@@ -55,6 +56,19 @@ def show_matplotlib(fig: Any, caption: str) -> None:
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     display(Image(data=buffer.getvalue()))
     show_markdown(f"*{caption}*")
+
+
+def show_forest(exp: Experiment | None, metric: str | None = None) -> None:
+    """The experiment's paired differences as a forest plot (``plots.forest_plot``), where
+    its results hold intervals."""
+    if exp is None:
+        return
+    fig = forest_plot(exp, metric)
+    if fig is not None:
+        import matplotlib.pyplot as plt
+
+        show_matplotlib(fig, forest_caption(exp, metric))
+        plt.close(fig)
 
 
 def glue_text(name: str, text: str) -> None:

@@ -1,0 +1,101 @@
+"""Figures the book draws from ``results/`` at build time (the notebooks draw the others).
+
+``forest_plot``: an experiment's paired differences, one panel per pair, one row per
+category and one for all categories together, each a difference with its paired 95 %
+interval, a line at zero and the side the paper's claim expects shaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adtr import catalog, stats
+from adtr.report.loading import METRIC_NAMES, Experiment, label
+from adtr.style import WIDTH, styled, wrap
+
+#: The row of the differences over all categories together.
+ALL = "all"
+#: Colours: the paper's side of zero, an interval that excludes zero, one that does not.
+PAPER_SIDE, SEPARATED, OVERLAPS = "#e3f1e0", "#1f5f99", "#8c8c8c"
+#: A pair outside the paper's claims (a reference, a peer), read from its interval.
+NOT_CLAIMED = {stats.BETTER: "a ahead", stats.WORSE: "a behind",
+               stats.NOT_SEPARATED: stats.NOT_SEPARATED}
+
+
+def forest_rows(exp: Experiment, metric: str | None = None) -> list[dict[str, Any]]:
+    """The experiment's ``intervals`` rows for its catalog metric, pairs in table order,
+    within a pair the all-categories row first."""
+    metric = metric or catalog.get(exp.name).metric
+    rows = [r for r in exp.table("intervals") or [] if r["metric"] == metric]
+    pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
+    return [r for pair in pairs
+            for r in sorted((r for r in rows if (r["a"], r["b"]) == pair),
+                            key=lambda r: r["category"] != ALL)]
+
+
+@styled
+def forest_plot(exp: Experiment, metric: str | None = None) -> Any:
+    """One panel per pair a − b: the difference in points with its paired 95 % interval,
+    over all categories (top, larger) and per category; the claim's expected side of zero
+    (a better) shaded. None when the results hold no intervals."""
+    import matplotlib.pyplot as plt
+
+    metric = metric or catalog.get(exp.name).metric
+    rows = forest_rows(exp, metric)
+    if not rows:
+        return None
+    pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
+    categories = list(dict.fromkeys(r["category"] for r in rows))
+    columns = {1: 1, 2: 2, 4: 2}.get(len(pairs), 3)  # 4 panels as 2 x 2
+    lines = -(-len(pairs) // columns)
+    height = 0.42 * len(categories) + 1.5
+    fig, axes = plt.subplots(lines, columns, figsize=(WIDTH, height * lines), sharey=True,
+                             squeeze=False)
+    labels = catalog.get(exp.name).labels
+
+    def name(variant: str) -> str:
+        return labels.get(variant) or label(variant)
+
+    where = {c: len(categories) - 1 - i for i, c in enumerate(categories)}
+    for ax, (a, b) in zip(axes.flat, pairs):
+        mine = [r for r in rows if (r["a"], r["b"]) == (a, b)]
+        claim = bool(mine[0]["claim"])
+        values = [v for r in mine for v in (r["low"], r["high"])]
+        reach = max(1.0, *(abs(v) for v in values)) * 1.12
+        if claim:  # the paper claims a > b
+            ax.axvspan(0, reach, color=PAPER_SIDE, zorder=0)
+        ax.axvline(0, color="black", linewidth=0.9, zorder=1)
+        for r in mine:
+            overall = r["category"] == ALL
+            colour = OVERLAPS if r["verdict"] == stats.NOT_SEPARATED else SEPARATED
+            y = where[r["category"]]
+            ax.plot([r["low"], r["high"]], [y, y], color=colour,
+                    linewidth=3.2 if overall else 1.6, zorder=2)
+            ax.plot(r["difference"], y, "D" if overall else "o", color=colour,
+                    markersize=8 if overall else 5, zorder=3)
+        ax.set_xlim(-reach, reach)
+        verdict = (stats.CLAIM_VERDICTS[mine[0]["verdict"]] if claim
+                   else NOT_CLAIMED[mine[0]["verdict"]])
+        ax.set_title(f"{wrap(name(a) + ' − ' + name(b), 84 // columns)}\n({verdict})", fontsize=10.5)
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    axes[0, 0].set_yticks(range(len(categories)),
+                          [("All categories" if c == ALL else c) for c in reversed(categories)])
+    axes[0, 0].set_ylim(-0.7, len(categories) - 0.3)
+    for line in axes:
+        line[0].tick_params(axis="y", length=0)
+    fig.supxlabel("a − b (points)", fontsize=11)
+    fig.suptitle(f"{METRIC_NAMES.get(metric, metric)}: paired differences with 95 % "
+                 "intervals", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def forest_caption(exp: Experiment, metric: str | None = None) -> str:
+    """What the forest plot shows, in a reader's words."""
+    metric = metric or catalog.get(exp.name).metric
+    return (f"Each pair's difference a − b in {METRIC_NAMES.get(metric, metric)} points: "
+            "over all categories together (diamond, thick bar) and in each category (dot), "
+            "with its paired 95 % interval from resampling the test images. Blue: the "
+            "interval excludes zero; grey: it does not. The shaded side of zero is where "
+            "the paper's claim puts the pair (a better); a reference pair has none.")
