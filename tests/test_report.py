@@ -701,3 +701,16 @@ def test_a_forest_plot_has_a_panel_per_pair_and_a_row_per_category(results: Path
     bare = results / "bare"
     _write(bare, "attention_query", _results("attention_query", no_intervals, PAPER_4A))
     assert forest_plot(report.load("attention_query", "cpu", bare)) is None
+
+
+def test_the_paper_profile_estimate_is_read_from_the_benchmarks_flop_count(
+        tmp_path: Path) -> None:
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps({"rows": [
+        {"benchmark": "training", "profile": "paper", "mode": "feature cache",
+         "precision": "fp32", "step_gflop": 160.0}], "record": {"peak_rss_gib_parent": 2.5}}))
+    text = report.paper_estimate(path)
+    # 160 GFLOP / 16 images x 3,629 images x 500 epochs = 18.1 PFLOP; at 100 TFLOP/s, 181 s
+    assert text.startswith("**An estimate, not a measurement**")
+    assert "18.1 PFLOP" in text and "3 min 01 s" in text and "2.5 GiB" in text
+    assert report.paper_estimate(tmp_path / "missing.json") == ""

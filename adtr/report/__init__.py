@@ -38,6 +38,7 @@ from adtr.report.benchmarks import (
     benchmark_sections,
     benchmark_tables,
     benchmark_targets,
+    paper_estimate,
 )
 from adtr.report.data import (
     DATASET_DESCRIPTIONS,
@@ -188,7 +189,7 @@ __all__ = [
     "markdown_table", "mean_std", "missing_note", "notebook_parameters", "notebook_times",
     "notebooks_table", "number_word", "one_class_data", "one_class_note", "ordinal", "our_values",
     "over_seeds",
-    "overview", "paper_methods", "paper_values", "per_category_metrics", "per_category_variants",
+    "overview", "paper_estimate", "paper_methods", "paper_values", "per_category_metrics", "per_category_variants",
     "percent", "plural", "plus_differences", "plus_per_unit", "plus_settings", "plus_statement",
     "plus_table", "plus_table_by_method", "produced_by", "profile_sentence", "profiles_table",
     "provenance", "provenance_detail", "provenance_summary", "ranks", "results_root", "run_table",

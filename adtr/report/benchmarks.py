@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from adtr.report.formatting import duration
+from adtr.profiles import PROFILES
 from adtr.report.loading import Experiment, results_root
 
 
@@ -96,6 +97,55 @@ def _row(rows: list[dict[str, Any]], benchmark: str, **match: Any) -> dict[str, 
         if row.get("benchmark") == benchmark and all(row.get(k) == v for k, v in match.items()):
             return row
     return None
+
+
+#: MVTec-AD's training images, all 15 categories (Bergmann et al., CVPR 2019, Table 1).
+MVTEC_TRAIN_IMAGES = 3629
+#: The sustained arithmetic rate the paper-profile estimate assumes for one GPU (FLOP/s):
+#: about a tenth of an H100's dense bf16 peak, for matrices as small as this model's.
+ASSUMED_GPU_FLOPS = 100e12
+#: The time one small training step is assumed to spend in kernel launches and the like.
+ASSUMED_STEP_OVERHEAD_S = 0.003
+
+
+def paper_estimate(path: Path | None) -> str:
+    """The paper profile's training cost, estimated from a benchmark file's FLOP count of
+    one paper-size training step (the GPU check has not measured it): one model set (every
+    MVTec-AD category once, at the profile's epochs and batch) at ``ASSUMED_GPU_FLOPS``, and
+    the paper-size benchmark's host memory as a guide to its GPU memory. Empty without a
+    file that has the row."""
+    if path is None or not path.is_file():
+        return ""
+    epochs, batch = PROFILES["paper"]["epochs"], PROFILES["paper"]["batch_size"]
+    rows = json.loads(path.read_text()).get("rows", [])
+    step = _row(rows, "training", profile="paper", mode="feature cache")
+    if not step or not step.get("step_gflop"):
+        return ""
+    per_image = step["step_gflop"] * 1e9 / batch
+    total = per_image * MVTEC_TRAIN_IMAGES * epochs
+    seconds = total / ASSUMED_GPU_FLOPS
+    # one model per category; the categories' sizes are not known here: even shares
+    steps = 15 * -(-(MVTEC_TRAIN_IMAGES // 15) // batch) * epochs
+    record = json.loads(path.read_text()).get("record", {})
+    memory = record.get("peak_rss_gib_parent")
+    text = (f"**An estimate, not a measurement** (no GPU has run the paper profile for this "
+            f"book): one training step of the paper's model at batch {batch} is "
+            f"{step['step_gflop']:.0f} GFLOP (torch's FLOP counter, in the benchmark), so one "
+            f"model for each of MVTec-AD's 15 categories ({MVTEC_TRAIN_IMAGES:,} training "
+            f"images, {epochs} epochs) is {total / 1e15:.1f} PFLOP: about "
+            f"{duration(seconds)} of arithmetic at a sustained "
+            f"{ASSUMED_GPU_FLOPS / 1e12:.0f} TFLOP/s (an assumed rate, about a tenth of an "
+            f"H100's bf16 peak), before the backbone's passes and the evaluation. Its "
+            f"{steps:,} or so optimiser steps are small, so launching their kernels costs "
+            f"more: at an assumed {ASSUMED_STEP_OVERHEAD_S * 1000:.0f} ms a step, "
+            f"{duration(steps * ASSUMED_STEP_OVERHEAD_S)}. "
+            f"Every trained variant of Table 4, the unified model and the convergence study's "
+            f"long runs (twice the epochs) are each one more such set.")
+    if memory:
+        text += (f" GPU memory: the paper-size benchmark (backbone, feature cache and training "
+                 f"step at batch {batch}, fp32) peaked at {memory:.1f} GiB of host memory, "
+                 f"so one GPU of 80 GB holds a notebook with room to spare.")
+    return text
 
 
 def benchmark_targets(path: Path, batch: Path | None = None) -> pd.DataFrame:
