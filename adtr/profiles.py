@@ -147,12 +147,14 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 #: What the one-class notebook (digits stand-in / CIFAR-10) changes in each profile: the
 #: 8x8 digits are upscaled to 128 px (an 8x8 token grid) on the CPU, with the lighter model
-#: it was sized with (d = 128 on 192 channels, no dropout, standardised features, 30
-#: epochs, all training images); the paper's CIFAR-10 setting keeps 224 px.
+#: it was sized with (d = 128 on 192 channels, no dropout, standardised features, all
+#: training images) and the profile's schedule: its own 30 epochs left its training loss
+#: falling 18-22 % over their last fifth, so it is not kept; the paper's CIFAR-10 setting
+#: keeps 224 px.
 ONECLASS_OVERRIDES: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": dict(image_size=128, max_train_images=0, standardize=True, hidden_dim=128,
-                feedforward_dim=512, dropout=0.0, epochs=30),
+                feedforward_dim=512, dropout=0.0),
     "smoke": {},
 }
 
