@@ -714,3 +714,25 @@ def test_the_paper_profile_estimate_is_read_from_the_benchmarks_flop_count(
     assert text.startswith("**An estimate, not a measurement**")
     assert "18.1 PFLOP" in text and "3 min 01 s" in text and "2.5 GiB" in text
     assert report.paper_estimate(tmp_path / "missing.json") == ""
+
+
+def test_a_schedule_is_judged_by_how_much_its_loss_still_falls() -> None:
+    from types import SimpleNamespace
+
+    from adtr.report.plots import loss_fall, reconstruction_losses, schedule_statement
+
+    falling = [1.0 / (epoch + 1) for epoch in range(10)]  # last fifth: 1/8 -> 1/10
+    flat = [1.0] * 8 + [0.99, 0.99]
+    assert loss_fall(falling) == pytest.approx(0.2)
+    assert loss_fall(flat) == pytest.approx(0.01)
+
+    def run(unit: str, curve: list[float], objective: str = "reconstruction") -> SimpleNamespace:
+        return SimpleNamespace(category=unit, objective=objective, loss_history=curve)
+
+    exp = SimpleNamespace(record=SimpleNamespace(runs=[
+        run("0", falling), run("0", falling), run("1", flat),
+        run("1", [5.0] * 10, objective="adtr_plus")]))  # fine-tuning is left out
+    assert reconstruction_losses(exp) == {"0": pytest.approx(falling), "1": flat}
+    text = schedule_statement(exp)
+    assert text.startswith("**Its training loss was still falling in 1 of 2 classes.**")
+    assert "fell by 1–20 %" in text

@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from adtr.report.formatting import duration
 from adtr.profiles import PROFILES
+from adtr.report.formatting import duration
 from adtr.report.loading import Experiment, results_root
 
 

@@ -13,7 +13,12 @@ from adtr import catalog
 from adtr.report.data import data_label, data_note, is_synthetic, missing_note, stale_note
 from adtr.report.formatting import figure_grid, markdown_table, mean_std, plural
 from adtr.report.loading import Experiment, paper_values
-from adtr.report.plots import forest_caption, forest_plot
+from adtr.report.plots import (
+    forest_caption,
+    forest_plot,
+    loss_curves_plot,
+    schedule_statement,
+)
 from adtr.report.tracing import _run_records, data_table, provenance_detail, run_table
 from adtr.report.verdicts import CLAIMS, experiment_verdict
 
@@ -69,6 +74,22 @@ def show_forest(exp: Experiment | None, metric: str | None = None) -> None:
 
         show_matplotlib(fig, forest_caption(exp, metric))
         plt.close(fig)
+
+
+def show_schedule(exp: Experiment | None) -> None:
+    """Whether the experiment's own schedule ran its training loss flat, with the curves."""
+    if exp is None:
+        return
+    fig = loss_curves_plot(exp)
+    if fig is None:
+        return
+    import matplotlib.pyplot as plt
+
+    show_markdown(schedule_statement(exp))
+    show_matplotlib(fig, "The mean training loss of each normal class's ADTR model over "
+                         "epochs (log scale), before ADTR+'s fine-tuning; the dotted line is "
+                         "the learning-rate cut.")
+    plt.close(fig)
 
 
 def glue_text(name: str, text: str) -> None:

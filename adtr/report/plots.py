@@ -57,7 +57,7 @@ def forest_plot(exp: Experiment, metric: str | None = None) -> Any:
         return labels.get(variant) or label(variant)
 
     where = {c: len(categories) - 1 - i for i, c in enumerate(categories)}
-    for ax, (a, b) in zip(axes.flat, pairs):
+    for ax, (a, b) in zip(axes.flat, pairs, strict=False):  # spare panels hidden below
         mine = [r for r in rows if (r["a"], r["b"]) == (a, b)]
         claim = bool(mine[0]["claim"])
         values = [v for r in mine for v in (r["low"], r["high"])]
@@ -76,7 +76,8 @@ def forest_plot(exp: Experiment, metric: str | None = None) -> Any:
         ax.set_xlim(-reach, reach)
         verdict = (stats.CLAIM_VERDICTS[mine[0]["verdict"]] if claim
                    else NOT_CLAIMED[mine[0]["verdict"]])
-        ax.set_title(f"{wrap(name(a) + ' − ' + name(b), 84 // columns)}\n({verdict})", fontsize=10.5)
+        title = wrap(f"{name(a)} − {name(b)}", 84 // columns)
+        ax.set_title(f"{title}\n({verdict})", fontsize=10.5)
     for ax in axes.flat[len(pairs):]:
         ax.set_visible(False)
     axes[0, 0].set_yticks(range(len(categories)),
@@ -99,3 +100,70 @@ def forest_caption(exp: Experiment, metric: str | None = None) -> str:
             "with its paired 95 % interval from resampling the test images. Blue: the "
             "interval excludes zero; grey: it does not. The shaded side of zero is where "
             "the paper's claim puts the pair (a better); a reference pair has none.")
+
+
+def reconstruction_losses(exp: Experiment) -> dict[str, list[float]]:
+    """Unit -> the mean over seeds of each epoch's training loss of its ADTR runs (the
+    reconstruction objective; ADTR+'s fine-tuning left out)."""
+    curves: dict[str, list[list[float]]] = {}
+    for run in exp.record.runs:
+        if run.objective in (None, "reconstruction") and run.loss_history:
+            curves.setdefault(run.category, []).append(run.loss_history)
+    return {unit: [sum(values) / len(values) for values in zip(*losses, strict=True)]
+            for unit, losses in curves.items()}
+
+
+#: A training loss counts as flat when its last fifth of epochs takes off less than this
+#: share of its value at the start of that fifth.
+FLAT_LOSS = 0.05
+
+
+def loss_fall(curve: list[float]) -> float:
+    """The share of its value a loss curve loses over its last fifth of epochs."""
+    start = curve[max(0, len(curve) - 1 - len(curve) // 5)]
+    return (start - curve[-1]) / start if start else 0.0
+
+
+@styled
+def loss_curves_plot(exp: Experiment) -> Any:
+    """Each unit's mean training loss over epochs (log scale), the lr cut marked; None
+    without loss histories."""
+    import matplotlib.pyplot as plt
+
+    curves = reconstruction_losses(exp)
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
+    colours = plt.get_cmap("tab10")
+    for i, (unit, curve) in enumerate(curves.items()):
+        ax.plot(range(1, len(curve) + 1), curve, color=colours(i % 10), label=str(unit))
+    epochs = max(len(c) for c in curves.values())
+    cut = round(0.8 * epochs)
+    ax.axvline(cut + 0.5, color="black", linestyle=":", linewidth=1)
+    ax.text(cut + 0.5, 1.0, " lr ×0.1", transform=ax.get_xaxis_transform(), va="top",
+            fontsize=10)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (MSE)")
+    ax.legend(title="normal class", loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1)
+    fig.tight_layout()
+    return fig
+
+
+def schedule_statement(exp: Experiment) -> str:
+    """Whether an experiment's own schedule ran its training loss flat: the share it still
+    fell over the last fifth of epochs, per unit."""
+    curves = reconstruction_losses(exp)
+    if not curves:
+        return ""
+    falls = {unit: loss_fall(curve) for unit, curve in curves.items()}
+    epochs = max(len(c) for c in curves.values())
+    flat = [u for u, f in falls.items() if f < FLAT_LOSS]
+    still = len(curves) - len(flat)
+    head = ("**Its training loss had flattened.**" if not still else
+            f"**Its training loss was still falling in {still} of {len(curves)} classes.**")
+    return (f"{head} Over the last fifth of its {epochs} epochs the mean training loss fell "
+            f"by {100 * min(falls.values()):.0f}–{100 * max(falls.values()):.0f} % (per "
+            f"class; under {100 * FLAT_LOSS:.0f} % counts as flat). The probes of the "
+            f"convergence study need pixel labels, which these data sets do not have, so the "
+            f"loss is the curve this setting has.")
