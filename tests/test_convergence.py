@@ -103,3 +103,23 @@ def test_the_sensitivity_study_adds_an_object_and_drops_the_longer_schedule() ->
                               [0], Path("."), Path("."))
     assert study.sensitivity_categories(setup) == ["brick", "coins", "horse"]
     assert [s.name for s in catalog.SENSITIVITY_SETTINGS] == ["base", "standardised"]
+
+
+def test_the_page_says_whether_the_book_trains_as_long_as_the_rule_asks() -> None:
+    from types import SimpleNamespace
+
+    from adtr.report import convergence as page
+
+    found = {"plateau_epoch": {"adtr": 150, "cnn": 60}, "slowest": "adtr", "epochs": 190,
+             "lr_cut_epoch": 152, "long_epochs": 480, "long_lr_cut_epoch": 384,
+             "tolerance": 0.002, "step": 10, "enough": True}
+    exp = SimpleNamespace(table=lambda name: {"rule": found, "labels": {"adtr": "ADTR"}}.get(name))
+    text = page.schedule_statement(exp, 190)
+    assert text.startswith("**The rule picks 190 epochs** (learning rate cut at epoch 152)")
+    assert "the slowest variant, ADTR," in text and "from epoch 150 on" in text
+    assert "trains every variant for these 190 epochs" in text
+    assert "longer than the rule asks" in page.schedule_statement(exp, 240)
+    assert "not the rule's 190" in page.schedule_statement(exp, 120)
+    assert "would need" not in text
+    short = SimpleNamespace(table=lambda name: {"rule": {**found, "enough": False}}.get(name))
+    assert "they would need 380 epochs" in page.schedule_statement(short, 190)

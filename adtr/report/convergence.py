@@ -47,6 +47,9 @@ def schedule_statement(exp: Experiment, book_epochs: int) -> str:
                  f"that it is long enough: they would need {2 * found['epochs']} epochs.")
     if book_epochs == found["epochs"]:
         text += f" The book trains every variant for these {book_epochs} epochs."
+    elif book_epochs > found["epochs"]:
+        text += (f" The book trains every variant for {book_epochs} epochs, longer than "
+                 f"the rule asks.")
     else:
         text += (f" **The book's runs train for {book_epochs} epochs, not the rule's "
                  f"{found['epochs']}:** the tables below show how far each variant is from "
