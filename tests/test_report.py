@@ -736,3 +736,25 @@ def test_a_schedule_is_judged_by_how_much_its_loss_still_falls() -> None:
     text = schedule_statement(exp)
     assert text.startswith("**Its training loss was still falling in 1 of 2 classes.**")
     assert "fell by 1–20 %" in text
+
+
+def test_the_first_screen_says_whether_the_books_runs_reached_their_plateau() -> None:
+    from types import SimpleNamespace
+
+    from adtr.report.statements import _convergence_line
+
+    rule = {"epochs": 240, "tolerance": 0.002, "long_epochs": 480}
+
+    def study(*gaps: float) -> SimpleNamespace:
+        rows = [{"variant": f"v{i}", "book_epochs": 240, "gap_points": gap,
+                 "within": gap <= 0.2} for i, gap in enumerate(gaps)]
+        tables = {"rule": rule, "against_long": rows, "labels": {"v1": "CNN"}}
+        return SimpleNamespace(table=tables.get)
+
+    assert _convergence_line(study(0.1, 0.05)).startswith(
+        "**Trained to the plateau.** At the book's 240 epochs every trained Table 4 variant "
+        "is within 0.2 points of its best in runs of 480 epochs")
+    behind = _convergence_line(study(0.1, 0.9))
+    assert behind.startswith("**Caveat.** The book's runs stop at 240 epochs, where 1 of 2")
+    assert "(CNN: 0.9 points)" in behind
+    assert _convergence_line(None) == ""
