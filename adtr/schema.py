@@ -285,13 +285,19 @@ class ExperimentResults:
         return cls.from_dict(_read_json(path), str(path))
 
 
-def _portable(value: Any) -> Any:
-    """``value`` with each string that is an absolute path replaced by its portable form."""
+#: The fields of a record that hold a path on the machine that wrote it.
+PATH_FIELDS = frozenset({"data_root", "path", "source", "folder", "checkpoint",
+                         "base_checkpoint", "scores"})
+
+
+def _portable(value: Any, key: str = "") -> Any:
+    """``value`` with each absolute path in a ``PATH_FIELDS`` field replaced by its portable
+    form (``records.portable_path``); other strings are left as they are."""
     if isinstance(value, dict):
-        return {key: _portable(item) for key, item in value.items()}
+        return {k: _portable(item, str(k)) for k, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_portable(item) for item in value]
-    if isinstance(value, str | Path) and str(value).startswith("/"):
+        return [_portable(item, key) for item in value]
+    if key in PATH_FIELDS and isinstance(value, str | Path) and Path(value).is_absolute():
         return portable_path(value)
     return value
 
