@@ -111,41 +111,45 @@ ASSUMED_STEP_OVERHEAD_S = 0.003
 def paper_estimate(path: Path | None) -> str:
     """The paper profile's training cost, estimated from a benchmark file's FLOP count of
     one paper-size training step (the GPU check has not measured it): one model set (every
-    MVTec-AD category once, at the profile's epochs and batch) at ``ASSUMED_GPU_FLOPS``, and
-    the paper-size benchmark's host memory as a guide to its GPU memory. Empty without a
-    file that has the row."""
+    MVTec-AD category once, at the profile's epochs and batch) at ``ASSUMED_GPU_FLOPS``,
+    with the launch overhead of its steps, and the benchmark process's peak host memory as
+    the one memory figure there is. Empty without a file that has the row."""
     if path is None or not path.is_file():
         return ""
-    epochs, batch = PROFILES["paper"]["epochs"], PROFILES["paper"]["batch_size"]
-    rows = json.loads(path.read_text()).get("rows", [])
-    step = _row(rows, "training", profile="paper", mode="feature cache")
+    data = json.loads(path.read_text())
+    step = _row(data.get("rows", []), "training", profile="paper", mode="feature cache")
     if not step or not step.get("step_gflop"):
         return ""
-    per_image = step["step_gflop"] * 1e9 / batch
-    total = per_image * MVTEC_TRAIN_IMAGES * epochs
-    seconds = total / ASSUMED_GPU_FLOPS
+    epochs, batch = PROFILES["paper"]["epochs"], PROFILES["paper"]["batch_size"]
+    total = step["step_gflop"] * 1e9 / batch * MVTEC_TRAIN_IMAGES * epochs
+    arithmetic = total / ASSUMED_GPU_FLOPS
     # one model per category; the categories' sizes are not known here: even shares
     steps = 15 * -(-(MVTEC_TRAIN_IMAGES // 15) // batch) * epochs
-    record = json.loads(path.read_text()).get("record", {})
-    memory = record.get("peak_rss_gib_parent")
+    overhead = steps * ASSUMED_STEP_OVERHEAD_S
+    compared = "more than" if overhead > arithmetic else "less than"
     text = (f"**An estimate, not a measurement** (no GPU has run the paper profile for this "
             f"book): one training step of the paper's model at batch {batch} is "
             f"{step['step_gflop']:.0f} GFLOP (torch's FLOP counter, in the benchmark), so one "
             f"model for each of MVTec-AD's 15 categories ({MVTEC_TRAIN_IMAGES:,} training "
             f"images, {epochs} epochs) is {total / 1e15:.1f} PFLOP: about "
-            f"{duration(seconds)} of arithmetic at a sustained "
+            f"{duration(arithmetic)} of arithmetic at a sustained "
             f"{ASSUMED_GPU_FLOPS / 1e12:.0f} TFLOP/s (an assumed rate, about a tenth of an "
             f"H100's bf16 peak), before the backbone's passes and the evaluation. Its "
-            f"{steps:,} or so optimiser steps are small, so launching their kernels costs "
-            f"more: at an assumed {ASSUMED_STEP_OVERHEAD_S * 1000:.0f} ms a step, "
-            f"{duration(steps * ASSUMED_STEP_OVERHEAD_S)}. "
-            f"Every trained variant of Table 4, the unified model and the convergence study's "
-            f"long runs (twice the epochs) are each one more such set.")
+            f"{steps:,} or so optimiser steps pay for launching their kernels too: at an "
+            f"assumed {ASSUMED_STEP_OVERHEAD_S * 1000:.0f} ms a step, "
+            f"{duration(overhead)}, {compared} the arithmetic. Each trained variant of "
+            f"Table 4 and the unified model is one more such set; the convergence study's long "
+            f"runs train twice the epochs on two categories.")
+    memory = data.get("record", {}).get("peak_rss_gib_parent")
     if memory:
-        text += (f" GPU memory: the paper-size benchmark (backbone, feature cache and training "
-                 f"step at batch {batch}, fp32) peaked at {memory:.1f} GiB of host memory, "
-                 f"so one GPU of 80 GB holds a notebook with room to spare.")
+        text += (f" Memory: the whole benchmark process, which ran this training step among "
+                 f"its other measurements on the CPU in fp32, peaked at {memory:.1f} GiB of "
+                 f"host memory; GPU memory has not been measured.")
     return text
+
+
+#: The whole offline batch's time target on a 2-core machine (seconds).
+BATCH_TARGET_S = 150 * 60
 
 
 def benchmark_targets(path: Path, batch: Path | None = None) -> pd.DataFrame:
@@ -187,8 +191,8 @@ def benchmark_targets(path: Path, batch: Path | None = None) -> pd.DataFrame:
             row["seconds_total"] <= 60 and row["peak_rss_gib"] <= 4)
     if batch is not None and batch.is_file():
         record = json.loads(batch.read_text())
-        add(f"whole `{record['profile']}` notebook batch <= 60 min",
-            duration(record["wall_time_s"]), record["wall_time_s"] <= 3600)
+        add(f"whole `{record['profile']}` notebook batch <= {duration(BATCH_TARGET_S)}",
+            duration(record["wall_time_s"]), record["wall_time_s"] <= BATCH_TARGET_S)
     table = pd.DataFrame(targets)
     if not table.empty and not table["Best possible here"].astype(bool).any():
         table = table.drop(columns="Best possible here")  # a file from before the bounds

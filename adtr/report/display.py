@@ -17,7 +17,7 @@ from adtr.report.plots import (
     forest_caption,
     forest_plot,
     loss_curves_plot,
-    schedule_statement,
+    loss_flatness_statement,
 )
 from adtr.report.tracing import _run_records, data_table, provenance_detail, run_table
 from adtr.report.verdicts import CLAIMS, experiment_verdict
@@ -80,12 +80,12 @@ def show_schedule(exp: Experiment | None) -> None:
     """Whether the experiment's own schedule ran its training loss flat, with the curves."""
     if exp is None:
         return
+    show_markdown(loss_flatness_statement(exp))
     fig = loss_curves_plot(exp)
     if fig is None:
         return
     import matplotlib.pyplot as plt
 
-    show_markdown(schedule_statement(exp))
     show_matplotlib(fig, "The mean training loss of each normal class's ADTR model over "
                          "epochs (log scale), before ADTR+'s fine-tuning; the dotted line is "
                          "the learning-rate cut.")

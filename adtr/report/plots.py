@@ -18,7 +18,7 @@ ALL = "all"
 #: Colours: the paper's side of zero, an interval that excludes zero, one that does not.
 PAPER_SIDE, SEPARATED, OVERLAPS = "#e3f1e0", "#1f5f99", "#8c8c8c"
 #: A pair outside the paper's claims (a reference, a peer), read from its interval.
-NOT_CLAIMED = {stats.BETTER: "a ahead", stats.WORSE: "a behind",
+NOT_CLAIMED = {stats.BETTER: "{a} ahead", stats.WORSE: "{a} behind",
                stats.NOT_SEPARATED: stats.NOT_SEPARATED}
 
 
@@ -75,7 +75,7 @@ def forest_plot(exp: Experiment, metric: str | None = None) -> Any:
                     markersize=8 if overall else 5, zorder=3)
         ax.set_xlim(-reach, reach)
         verdict = (stats.CLAIM_VERDICTS[mine[0]["verdict"]] if claim
-                   else NOT_CLAIMED[mine[0]["verdict"]])
+                   else NOT_CLAIMED[mine[0]["verdict"]].format(a=name(a)))
         title = wrap(f"{name(a)} − {name(b)}", 84 // columns)
         ax.set_title(f"{title}\n({verdict})", fontsize=10.5)
     for ax in axes.flat[len(pairs):]:
@@ -99,7 +99,8 @@ def forest_caption(exp: Experiment, metric: str | None = None) -> str:
             "over all categories together (diamond, thick bar) and in each category (dot), "
             "with its paired 95 % interval from resampling the test images. Blue: the "
             "interval excludes zero; grey: it does not. The shaded side of zero is where "
-            "the paper's claim puts the pair (a better); a reference pair has none.")
+            "the paper's claim puts the pair (a better); a pair outside the paper's claims "
+            "has none.")
 
 
 def reconstruction_losses(exp: Experiment) -> dict[str, list[float]]:
@@ -113,15 +114,30 @@ def reconstruction_losses(exp: Experiment) -> dict[str, list[float]]:
             for unit, losses in curves.items()}
 
 
-#: A training loss counts as flat when its last fifth of epochs takes off less than this
-#: share of its value at the start of that fifth.
-FLAT_LOSS = 0.05
+#: A training loss counts as flat when, over the last ``FLAT_SHARE`` of its epochs (the
+#: second half of the stretch after the learning-rate cut at 80 %, past the cut's own
+#: drop), it loses less than ``FLAT_LOSS`` of its value; curves shorter than
+#: ``FLAT_MIN_EPOCHS`` are too short to tell.
+FLAT_SHARE, FLAT_LOSS, FLAT_MIN_EPOCHS = 0.1, 0.02, 10
 
 
-def loss_fall(curve: list[float]) -> float:
-    """The share of its value a loss curve loses over its last fifth of epochs."""
-    start = curve[max(0, len(curve) - 1 - len(curve) // 5)]
+def loss_fall(curve: list[float]) -> float | None:
+    """The share of its value a loss curve loses over its last ``FLAT_SHARE`` of epochs
+    (negative where it rose); None for a curve too short to tell."""
+    if len(curve) < FLAT_MIN_EPOCHS:
+        return None
+    start = curve[len(curve) - 1 - round(FLAT_SHARE * len(curve))]
     return (start - curve[-1]) / start if start else 0.0
+
+
+def _cut_epoch(exp: Experiment) -> int | None:
+    """The last epoch at the base learning rate, as the runs recorded their lr."""
+    for run in exp.record.runs:
+        lrs = run.lr_history or []
+        drops = [i for i in range(1, len(lrs)) if lrs[i] < lrs[0]]
+        if drops:
+            return drops[0]
+    return None
 
 
 @styled
@@ -137,11 +153,11 @@ def loss_curves_plot(exp: Experiment) -> Any:
     colours = plt.get_cmap("tab10")
     for i, (unit, curve) in enumerate(curves.items()):
         ax.plot(range(1, len(curve) + 1), curve, color=colours(i % 10), label=str(unit))
-    epochs = max(len(c) for c in curves.values())
-    cut = round(0.8 * epochs)
-    ax.axvline(cut + 0.5, color="black", linestyle=":", linewidth=1)
-    ax.text(cut + 0.5, 1.0, " lr ×0.1", transform=ax.get_xaxis_transform(), va="top",
-            fontsize=10)
+    cut = _cut_epoch(exp)
+    if cut is not None:
+        ax.axvline(cut + 0.5, color="black", linestyle=":", linewidth=1)
+        ax.text(cut + 0.5, 1.0, " lr ×0.1", transform=ax.get_xaxis_transform(), va="top",
+                fontsize=10)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (MSE)")
@@ -150,20 +166,25 @@ def loss_curves_plot(exp: Experiment) -> Any:
     return fig
 
 
-def schedule_statement(exp: Experiment) -> str:
+def loss_flatness_statement(exp: Experiment) -> str:
     """Whether an experiment's own schedule ran its training loss flat: the share it still
-    fell over the last fifth of epochs, per unit."""
+    lost over its last ``FLAT_SHARE`` of epochs, per unit."""
     curves = reconstruction_losses(exp)
     if not curves:
-        return ""
-    falls = {unit: loss_fall(curve) for unit, curve in curves.items()}
+        return "These results hold no training-loss histories."
     epochs = max(len(c) for c in curves.values())
-    flat = [u for u, f in falls.items() if f < FLAT_LOSS]
-    still = len(curves) - len(flat)
+    falls = {unit: loss_fall(curve) for unit, curve in curves.items()}
+    if any(f is None for f in falls.values()):
+        return (f"With {epochs} epochs the curves are too short to tell whether the loss "
+                f"had flattened.")
+    still = sum(f >= FLAT_LOSS for f in falls.values())
     head = ("**Its training loss had flattened.**" if not still else
             f"**Its training loss was still falling in {still} of {len(curves)} classes.**")
-    return (f"{head} Over the last fifth of its {epochs} epochs the mean training loss fell "
-            f"by {100 * min(falls.values()):.0f}–{100 * max(falls.values()):.0f} % (per "
-            f"class; under {100 * FLAT_LOSS:.0f} % counts as flat). The probes of the "
-            f"convergence study need pixel labels, which these data sets do not have, so the "
-            f"loss is the curve this setting has.")
+    low, high = min(falls.values()), max(falls.values())
+    change = (f"fell by {100 * low:.1f}–{100 * high:.1f} %" if low >= 0
+              else f"changed by {-100 * low:+.1f} to {-100 * high:+.1f} %")
+    return (f"{head} Over the last {100 * FLAT_SHARE:.0f} % of its {epochs} epochs (past the "
+            f"learning-rate cut's own drop) the mean training loss {change} per class; "
+            f"losing under {100 * FLAT_LOSS:.0f} % there counts as flat. The convergence "
+            f"study's probes need pixel labels, which these data sets do not have, so the loss "
+            f"is the curve this setting has.")

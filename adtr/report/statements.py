@@ -403,11 +403,20 @@ def _convergence_line(convergence: Experiment | None) -> str:
     if not rule or not checked:
         return ""
     page = "({doc}`convergence <convergence>`)"
+    book = checked[0]["book_epochs"]
+    if not behind and book >= rule["epochs"] and rule["enough"]:
+        categories = list(dict.fromkeys(r["category"]
+                                        for r in convergence.table("long_curves") or []))
+        return (f"**Trained to the plateau.** At the book's {book} epochs every trained "
+                f"Table 4 variant is within {100 * rule['tolerance']:.1f} points of its best "
+                f"in runs of {rule['long_epochs']} epochs on {' and '.join(categories)}, and "
+                f"the rule that reads the schedule off those runs asks for {rule['epochs']} "
+                f"{page}.")
     if not behind:
-        return (f"**Trained to the plateau.** At the book's {checked[0]['book_epochs']} "
-                f"epochs every trained Table 4 variant is within "
-                f"{100 * rule['tolerance']:.1f} points of its best in runs of "
-                f"{rule['long_epochs']} epochs {page}.")
+        return (f"**Caveat.** The book's runs stop at {book} epochs; the rule that reads the "
+                f"schedule off much longer runs asks for {rule['epochs']}"
+                f"{'' if rule['enough'] else ', and those runs are too short to confirm it'} "
+                f"{page}.")
     worst = max(behind, key=lambda r: r["gap_points"])
     return (f"**Caveat.** The book's runs stop at {worst['book_epochs']} epochs, where "
             f"{len(behind)} of {len(convergence.table('against_long'))} variants are more than "
