@@ -727,6 +727,7 @@ def test_a_schedule_is_judged_by_how_much_its_loss_still_falls() -> None:
 
     from adtr.report.plots import (
         _cut_epoch,
+        loss_curves_caption,
         loss_fall,
         loss_flatness_statement,
         reconstruction_losses,
@@ -749,6 +750,8 @@ def test_a_schedule_is_judged_by_how_much_its_loss_still_falls() -> None:
         run("1", [5.0] * 20, objective="adtr_plus")]))  # fine-tuning is left out
     assert reconstruction_losses(exp) == {"0": pytest.approx(falling), "1": flat}
     assert _cut_epoch(exp) == 16
+    assert loss_curves_caption(exp).endswith("the learning-rate cut, after epoch 16.")
+    assert loss_curves_caption(exp).endswith("the learning-rate cut, after epoch 16.")
     text = loss_flatness_statement(exp)
     assert text.startswith("**Its training loss was still falling in 1 of 2 classes.**")
     assert "the mean training loss fell by 1.0–10.0 % per class" in text

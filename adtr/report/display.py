@@ -16,6 +16,7 @@ from adtr.report.loading import Experiment, paper_values
 from adtr.report.plots import (
     forest_caption,
     forest_plot,
+    loss_curves_caption,
     loss_curves_plot,
     loss_flatness_statement,
 )
@@ -86,9 +87,7 @@ def show_schedule(exp: Experiment | None) -> None:
         return
     import matplotlib.pyplot as plt
 
-    show_matplotlib(fig, "The mean training loss of each normal class's ADTR model over "
-                         "epochs (log scale), before ADTR+'s fine-tuning; the dotted line is "
-                         "the learning-rate cut.")
+    show_matplotlib(fig, loss_curves_caption(exp))
     plt.close(fig)
 
 

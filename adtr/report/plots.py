@@ -166,6 +166,14 @@ def loss_curves_plot(exp: Experiment) -> Any:
     return fig
 
 
+def loss_curves_caption(exp: Experiment) -> str:
+    cut = _cut_epoch(exp)
+    return ("The mean training loss of each normal class's ADTR model over epochs (log scale), "
+            "before ADTR+'s fine-tuning" + ("." if cut is None else
+                                            f"; the dotted line is the learning-rate cut, after "
+                                            f"epoch {cut}."))
+
+
 def loss_flatness_statement(exp: Experiment) -> str:
     """Whether an experiment's own schedule ran its training loss flat: the share it still
     lost over its last ``FLAT_SHARE`` of epochs, per unit."""
