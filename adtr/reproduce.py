@@ -219,15 +219,29 @@ def _threads_per_notebook(side_by_side: int) -> int | None:
 
 
 def longest_first(names: list[str], out_dir: Path) -> list[str]:
-    """``names`` by the seconds of their last stamp, longest first (the classic greedy rule
-    for keeping parallel workers busy to the end); notebooks never run before go first."""
+    """``names`` longest first (the classic greedy rule for keeping parallel workers busy to
+    the end), by the seconds of their last stamp or, where longer, the seconds their runs
+    took as their results record them (a notebook that read its runs back ran in seconds);
+    notebooks never run before go first."""
     def seconds(name: str) -> float:
         try:
-            return float(json.loads((out_dir / f"{name}.json").read_text())["seconds"])
+            stamped = float(json.loads((out_dir / f"{name}.json").read_text())["seconds"])
         except (OSError, ValueError, KeyError, TypeError):
             return float("inf")
+        return max(stamped, _recorded_run_seconds(name, out_dir.parent))
 
     return sorted(names, key=seconds, reverse=True)
+
+
+def _recorded_run_seconds(notebook: str, profile_dir: Path) -> float:
+    """The summed wall time of the runs a notebook's ``results.json`` records (0 if none)."""
+    experiment = catalog.by_notebook(notebook)
+    path = profile_dir / (experiment.name if experiment else notebook) / "results.json"
+    try:
+        runs = json.loads(path.read_text())["record"]["runs"]
+        return float(sum(run.get("wall_time_s") or 0 for run in runs))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def _write_batch_record(path: Path, profile: str, parameters: dict[str, Any], jobs: int,

@@ -109,6 +109,17 @@ def test_longest_notebooks_start_first(tmp_path) -> None:
         (tmp_path / f"{name}.json").write_text(json.dumps({"seconds": seconds}))
     assert reproduce.longest_first(["01_a", "02_b", "03_c", "04_new"], tmp_path) == [
         "04_new", "02_b", "03_c", "01_a"]  # never run: unknown length, so first
+    # a notebook that last read its runs back (10 s) is as long as its runs took (500 s)
+    results = tmp_path.parent / "cpu" / "main" / "results.json"
+    results.parent.mkdir(parents=True)
+    results.write_text(json.dumps({"record": {"runs": [{"wall_time_s": 200.0},
+                                                       {"wall_time_s": 300.0}]}}))
+    executed = tmp_path.parent / "cpu" / "executed"
+    executed.mkdir()
+    for name, seconds in (("01_main_results", 10.0), ("02_b", 300.0)):
+        (executed / f"{name}.json").write_text(json.dumps({"seconds": seconds}))
+    assert reproduce.longest_first(["02_b", "01_main_results"], executed) == [
+        "01_main_results", "02_b"]
 
 
 def test_a_notebook_retrains_when_the_images_change(batch, tmp_path) -> None:
