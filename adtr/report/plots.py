@@ -145,6 +145,7 @@ def loss_curves_plot(exp: Experiment) -> Any:
     """Each unit's mean training loss over epochs (log scale), the lr cut marked; None
     without loss histories."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     curves = reconstruction_losses(exp)
     if not curves:
@@ -159,6 +160,7 @@ def loss_curves_plot(exp: Experiment) -> Any:
         ax.text(cut + 0.5, 1.0, " lr ×0.1", transform=ax.get_xaxis_transform(), va="top",
                 fontsize=10)
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (MSE)")
     ax.legend(title="normal class", loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1)
