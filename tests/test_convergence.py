@@ -123,3 +123,30 @@ def test_the_page_says_whether_the_book_trains_as_long_as_the_rule_asks() -> Non
     assert "would need" not in text
     short = SimpleNamespace(table=lambda name: {"rule": {**found, "enough": False}}.get(name))
     assert "they would need 380 epochs" in page.schedule_statement(short, 190)
+
+
+def test_the_claims_on_the_long_runs_are_read_pair_by_pair_with_their_signs() -> None:
+    from types import SimpleNamespace
+
+    from adtr import stats
+    from adtr.report import convergence as page
+
+    def row(a: str, b: str, category: str, difference: float, claim_of: str,
+            claim: bool = True) -> dict:
+        verdict = stats.BETTER if difference > 0.5 else stats.NOT_SEPARATED
+        return {"a": a, "b": b, "claim": claim, "metric": "pixel_auroc", "category": category,
+                "difference": difference, "low": difference - 0.5, "high": difference + 0.5,
+                "verdict": verdict, "seeds": 1, "claim_of": claim_of}
+
+    rows = [row("adtr", "cnn", "all", -0.2, "attention_query"),
+            row("adtr", "cnn", "grass", -0.4, "attention_query"),
+            row("adtr", "cnn", "coins", 0.1, "attention_query"),
+            row("multi_scale", "last_layer", "all", 5.0, "scales"),
+            row("multi_scale", "last_layer", "grass", 4.0, "scales"),
+            row("multi_scale", "last_layer", "coins", 6.0, "scales")]
+    exp = SimpleNamespace(table={"long_intervals": rows}.get)
+    table = page.long_verdicts(exp)
+    assert list(table["Claim"]) == ["Table 4a", "Table 4d"]
+    assert list(table["Pair a − b"]) == ["Attn + Query (ADTR) − CNN", "Multi-scale − Last layer"]
+    assert list(table["Sign holds in"]) == ["1 of 2 categories", "2 of 2 categories"]
+    assert list(table["Verdict"]) == ["not separated", "agrees"]

@@ -9,7 +9,7 @@ import pandas as pd
 from adtr import catalog
 from adtr.report.formatting import interval, plural
 from adtr.report.loading import Experiment
-from adtr.report.verdicts import Comparison
+from adtr.report.verdicts import comparisons_from
 
 #: The seeds' SD of a pair's difference, as a share of its interval's half-width, up to
 #: which the seeds are small beside the test-image noise.
@@ -138,14 +138,14 @@ def seed_statement(exp: Experiment) -> str:
 def long_verdicts(exp: Experiment) -> pd.DataFrame:
     """Each Table 4 claim's pairs decided on the long runs (their last epoch, the long runs'
     categories): a − b in points with its paired 95 % interval, and the verdict."""
-    rows = [r for r in exp.table("long_intervals") or [] if r["category"] == "all"]
+    rows = exp.table("long_intervals") or []
     table = []
-    for r in rows:
-        experiment = catalog.get(r["claim_of"])
-        c = Comparison(r["a"], r["b"], bool(r["claim"]), r["difference"], r["low"], r["high"],
-                       r["verdict"], int(r["seeds"]))
-        table.append({"Claim": experiment.short_title,
-                      "Pair a − b": f"{experiment.labels[c.a]} − {experiment.labels[c.b]}",
-                      "Difference (points)": interval(c.difference, c.low, c.high),
-                      "Verdict": c.verdict if c.claim else "(a reference row)"})
+    for claim in dict.fromkeys(r["claim_of"] for r in rows):
+        experiment = catalog.get(claim)
+        for c in comparisons_from([r for r in rows if r["claim_of"] == claim]):
+            table.append({"Claim": experiment.short_title,
+                          "Pair a − b": f"{experiment.labels[c.a]} − {experiment.labels[c.b]}",
+                          "Difference (points)": interval(c.difference, c.low, c.high),
+                          "Sign holds in": c.sign_holds,
+                          "Verdict": c.verdict if c.claim else "(a reference row)"})
     return pd.DataFrame(table)

@@ -122,7 +122,14 @@ class ClaimVerdict:
 def comparisons_of(exp: Experiment, metric: str | None = None) -> list[Comparison]:
     """The experiment's comparisons over all categories, from its ``intervals`` table, each
     with the number of categories in which its sign holds."""
-    rows = [r for r in exp.table("intervals") or [] if r["metric"] == (metric or r["metric"])]
+    return comparisons_from([r for r in exp.table("intervals") or []
+                             if r["metric"] == (metric or r["metric"])])
+
+
+def comparisons_from(rows: list[dict]) -> list[Comparison]:
+    """Interval rows (``experiments.intervals``: one per pair and category, and one over all
+    categories) as comparisons over all categories, each with the number of categories in
+    which its sign holds."""
     found = []
     for r in (r for r in rows if r["category"] == "all"):
         own = [p["difference"] for p in rows
