@@ -7,6 +7,7 @@ outside the data."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import matplotlib
 
@@ -361,6 +362,17 @@ _CONVERGENCE_PANELS = (
 
 
 @styled
+def _zoom_on_the_plateau(ax: Any, epochs: pd.Series, values: pd.Series) -> None:
+    """Start the y axis just below what the curves reach after their first tenth of epochs,
+    so that differences of tenths of a point near the plateau can be seen (the first
+    probes fall below it, as the axis label says)."""
+    late = values[(epochs >= 0.1 * epochs.max()) & values.notna()]
+    if len(late):
+        low, high = late.quantile(0.02), late.max()
+        margin = 0.08 * max(high - low, 0.5)
+        ax.set_ylim(low - margin, high + margin)
+
+
 def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
                        title: str = "") -> Figure:
     """The long runs over training (``convergence.curves``): one panel per statistic, a
@@ -384,6 +396,8 @@ def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
             ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
         else:
             ylabel = ylabel.replace(" (log scale)", "")
+        if not log:
+            _zoom_on_the_plateau(ax, curves["epoch"], scale * curves[column])
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.set_title(panel)
@@ -417,6 +431,8 @@ def book_curves(curves: pd.DataFrame, labels: dict[str, str], title: str = "") -
         for variant, rows in curves[curves["category"] == category].groupby("variant", sort=False):
             rows = rows[rows["epoch"] > 0].groupby("epoch")["pixel_auroc"].mean()
             ax.plot(rows.index, 100 * rows.values, color=colours[variant], lw=1.4, marker=".")
+        mine = curves[curves["category"] == category]
+        _zoom_on_the_plateau(ax, mine["epoch"], 100 * mine["pixel_auroc"])
         ax.axvline(cut, color="black", lw=0.8, ls=":")
         ax.set_title(category)
         ax.grid(alpha=0.3)
