@@ -11,15 +11,13 @@ from typing import Any
 
 from adtr import catalog, stats
 from adtr.report.loading import METRIC_NAMES, Experiment, label
+from adtr.report.tables import reference_verdict
 from adtr.style import WIDTH, styled, wrap
 
 #: The row of the differences over all categories together.
 ALL = "all"
 #: Colours: the paper's side of zero, an interval that excludes zero, one that does not.
 PAPER_SIDE, SEPARATED, OVERLAPS = "#e3f1e0", "#1f5f99", "#8c8c8c"
-#: A pair outside the paper's claims (a reference, a peer), read from its interval.
-NOT_CLAIMED = {stats.BETTER: "{a} ahead", stats.WORSE: "{a} behind",
-               stats.NOT_SEPARATED: stats.NOT_SEPARATED}
 
 
 def forest_rows(exp: Experiment, metric: str | None = None) -> list[dict[str, Any]]:
@@ -75,7 +73,7 @@ def forest_plot(exp: Experiment, metric: str | None = None) -> Any:
                     markersize=8 if overall else 5, zorder=3)
         ax.set_xlim(-reach, reach)
         verdict = (stats.CLAIM_VERDICTS[mine[0]["verdict"]] if claim
-                   else NOT_CLAIMED[mine[0]["verdict"]].format(a=name(a)))
+                   else reference_verdict(mine[0]["verdict"], name(a)))
         title = wrap(f"{name(a)} − {name(b)}", 84 // columns)
         ax.set_title(f"{title}\n({verdict})", fontsize=10.5)
     for ax in axes.flat[len(pairs):]:

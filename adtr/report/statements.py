@@ -419,7 +419,7 @@ def _convergence_line(convergence: Experiment | None) -> str:
                 f"{page}.")
     worst = max(behind, key=lambda r: r["gap_points"])
     return (f"**Caveat.** The book's runs stop at {worst['book_epochs']} epochs, where "
-            f"{len(behind)} of {len(convergence.table('against_long'))} variants are more than "
+            f"{len(behind)} of {len(checked)} variants are more than "
             f"{100 * rule['tolerance']:.1f} points below their best in much longer runs "
             f"({labels.get(worst['variant'], worst['variant'])}: "
             f"{worst['gap_points']:.1f} points); the rule asks for {rule['epochs']} epochs "

@@ -67,7 +67,7 @@ def interval_table(exp: Experiment) -> pd.DataFrame:
         mine = [r for r in rows if (r["a"], r["b"]) == (a, b)]
         overall = next(r for r in mine if r["category"] == "all")
         verdict = stats.CLAIM_VERDICTS[overall["verdict"]] if overall["claim"] \
-            else _reference_verdict(overall["verdict"], label(a))
+            else reference_verdict(overall["verdict"], label(a))
         columns[f"{label(a)} − {label(b)}"] = {
             "In the claim": "yes" if overall["claim"] else "reference", "Verdict": verdict,
             "All categories": _interval_cell(overall),
@@ -78,7 +78,7 @@ def interval_table(exp: Experiment) -> pd.DataFrame:
     return pd.DataFrame(columns).rename_axis("a − b").reset_index()
 
 
-def _reference_verdict(verdict: str, a: str) -> str:
+def reference_verdict(verdict: str, a: str) -> str:
     """A reference column's verdict: the claim's variant ahead of it, behind it, or neither."""
     return {stats.BETTER: f"{a} ahead", stats.WORSE: f"{a} behind"}.get(verdict, verdict)
 
