@@ -150,3 +150,28 @@ def test_the_claims_on_the_long_runs_are_read_pair_by_pair_with_their_signs() ->
     assert list(table["Pair a − b"]) == ["Attn + Query (ADTR) − CNN", "Multi-scale − Last layer"]
     assert list(table["Sign holds in"]) == ["1 of 2 categories", "2 of 2 categories"]
     assert list(table["Verdict"]) == ["not separated", "agrees"]
+
+
+def test_the_page_sets_the_probes_jitter_beside_the_tolerance() -> None:
+    from types import SimpleNamespace
+
+    from adtr.report import convergence as page
+
+    # long runs of 100 epochs, cut at 80: the later half of the base-lr phase is 40 < e <= 80
+    calm = [0.5, 0.9, 0.95, 0.96, 0.96, 0.96, 0.96, 0.96, 0.96, 0.96, 0.96]
+    noisy = [0.5, 0.9, 0.95, 0.96, 0.96, 0.96, 0.962, 0.958, 0.962, 0.96, 0.96]
+    found = {"long_epochs": 100, "long_lr_cut_epoch": 80, "tolerance": 0.002}
+
+    def page_of(curve: list[float]) -> SimpleNamespace:
+        tables = {"rule": found, "long_curves": _curves({("adtr", "grass"): curve,
+                                                         ("adtr", "coins"): curve}).to_dict(
+            orient="records")}
+        return SimpleNamespace(table=tables.get)
+
+    jitter = page.probe_jitter(page_of(noisy))
+    # steps 50 -> 60 -> 70 -> 80: |0.962-0.96|, |0.958-0.962|, |0.962-0.958| -> 0.2, 0.4, 0.4
+    assert jitter["mean_step"].iloc[0] == pytest.approx(1 / 3)
+    assert jitter["largest_step"].iloc[0] == pytest.approx(0.4)
+    assert "of the same order as that jitter" in page.jitter_statement(page_of(noisy))
+    assert "well above that jitter" in page.jitter_statement(page_of(calm))
+    assert page.jitter_statement(SimpleNamespace(table=lambda name: None)) == ""

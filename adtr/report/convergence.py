@@ -57,6 +57,43 @@ def schedule_statement(exp: Experiment, book_epochs: int) -> str:
     return text
 
 
+def probe_jitter(exp: Experiment) -> pd.DataFrame:
+    """Per variant: how far its category-mean pixel AUROC moves from one probe to the next
+    (points) in the later half of the long runs' base-lr phase, where the rule looks for the
+    plateau: the mean and the largest step."""
+    curves, found = pd.DataFrame(exp.table("long_curves") or []), rule(exp)
+    if curves.empty or not found:
+        return pd.DataFrame(columns=["variant", "mean_step", "largest_step"])
+    cut = found["long_lr_cut_epoch"]
+    means = curves.groupby(["variant", "epoch"], sort=False)["pixel_auroc"].mean().reset_index()
+    rows = []
+    for variant, curve in means.groupby("variant", sort=False):
+        late = curve[(curve["epoch"] > cut / 2) & (curve["epoch"] <= cut)].sort_values("epoch")
+        steps = 100 * late["pixel_auroc"].diff().abs().dropna()
+        if not steps.empty:
+            rows.append({"variant": variant, "mean_step": float(steps.mean()),
+                         "largest_step": float(steps.max())})
+    return pd.DataFrame(rows, columns=["variant", "mean_step", "largest_step"])
+
+
+def jitter_statement(exp: Experiment) -> str:
+    """How sharp the rule can be: the probes' own jitter at the plateau against its
+    tolerance."""
+    jitter, found = probe_jitter(exp), rule(exp)
+    if jitter.empty:
+        return ""
+    tolerance = 100 * found["tolerance"]
+    text = (f"**How sharp the rule is.** In the later half of the long runs before their cut, "
+            f"a variant's category mean moves by {jitter['mean_step'].mean():.2f} points "
+            f"from one probe to the next on average, and by up to "
+            f"{jitter['largest_step'].max():.2f} points.")
+    if jitter["mean_step"].mean() >= tolerance / 2:
+        return text + (f" The {tolerance:.1f}-point tolerance is of the same order as that "
+                       f"jitter: the epoch from which a curve counts as flat is uncertain by "
+                       f"several probes, and longer long runs may move it again.")
+    return text + f" The {tolerance:.1f}-point tolerance is well above that jitter."
+
+
 def plateau_table(exp: Experiment) -> pd.DataFrame:
     """Per variant: where its long-run curve flattens, its best there, and the book's run
     on the same categories against that best."""
