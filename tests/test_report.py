@@ -786,5 +786,7 @@ def test_the_first_screen_says_whether_the_books_runs_reached_their_plateau() ->
     assert "too short to confirm it" in _convergence_line(study(0.1, enough=False))
     behind = _convergence_line(study(0.1, 0.9))
     assert behind.startswith("**Caveat.** The book's runs stop at 240 epochs, where 1 of 2")
-    assert "(CNN: 0.9 points)" in behind
+    assert "(CNN: 0.90 points)" in behind and "too short" not in behind
+    assert "asks for 200 epochs, and those runs are too short to confirm it" in (
+        _convergence_line(study(0.1, 0.9, enough=False)))
     assert _convergence_line(None) == ""

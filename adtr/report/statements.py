@@ -412,18 +412,18 @@ def _convergence_line(convergence: Experiment | None) -> str:
                 f"in runs of {rule['long_epochs']} epochs on {' and '.join(categories)}, and "
                 f"the rule that reads the schedule off those runs asks for {rule['epochs']} "
                 f"{page}.")
+    unconfirmed = "" if rule["enough"] else ", and those runs are too short to confirm it"
     if not behind:
         return (f"**Caveat.** The book's runs stop at {book} epochs; the rule that reads the "
-                f"schedule off much longer runs asks for {rule['epochs']}"
-                f"{'' if rule['enough'] else ', and those runs are too short to confirm it'} "
+                f"schedule off much longer runs asks for {rule['epochs']}{unconfirmed} "
                 f"{page}.")
     worst = max(behind, key=lambda r: r["gap_points"])
-    return (f"**Caveat.** The book's runs stop at {worst['book_epochs']} epochs, where "
+    return (f"**Caveat.** The book's runs stop at {book} epochs, where "
             f"{len(behind)} of {len(checked)} variants are more than "
             f"{100 * rule['tolerance']:.1f} points below their best in much longer runs "
             f"({labels.get(worst['variant'], worst['variant'])}: "
-            f"{worst['gap_points']:.1f} points); the rule asks for {rule['epochs']} epochs "
-            f"{page}.")
+            f"{worst['gap_points']:.2f} points); the rule asks for {rule['epochs']} "
+            f"epochs{unconfirmed} {page}.")
 
 
 def findings(experiments: dict[str, Experiment | None], paper_samples: int) -> str:
