@@ -406,8 +406,20 @@ def test_benchmark_targets_and_batch_time_come_from_the_files(tmp_path: Path) ->
     assert "took **42 min 00 s**" in text and "2 notebooks side by side, 1 thread each" in text
     assert list(table["Time"]) == ["11 min 40 s", "20 s"]
     assert report.batch_time_text("cpu", {}, tmp_path) == (
-        "42 min 00 s of wall time (2 notebooks side by side)")
-    assert report.batch_time_text("paper", {}, tmp_path) == "0 s (the sum of its notebooks' times)"
+        "The `cpu` batch behind this build took 42 min 00 s of wall time (2 notebooks side by "
+        "side).")
+    # no batch record: the distinct runs' training, a run shared by two notebooks once
+    from types import SimpleNamespace
+
+    def notebook(*runs: tuple[str, float]) -> SimpleNamespace:
+        return SimpleNamespace(record=SimpleNamespace(runs=[
+            SimpleNamespace(run_key=key, wall_time_s=seconds) for key, seconds in runs]))
+
+    resumed = {"main": notebook(("a", 600.0), ("b", 60.0)), "tsne": notebook(("a", 600.0)),
+               "peers": None}
+    assert report.batch_time_text("paper", resumed, tmp_path).endswith(
+        "no wall time of its own; its 2 distinct runs trained for 11 min 00 s in all, one "
+        "core each.")
 
 
 def test_choices_and_figure() -> None:

@@ -66,13 +66,19 @@ def _arrangement(record: dict[str, Any]) -> str:
 def batch_time_text(profile: str, experiments: dict[str, Experiment | None],
                     results_dir: str | Path | None = None) -> str:
     """How long the profile's batch took: the wall time of its ``batch.json`` where a whole
-    batch was recorded, else the sum of its notebooks' stamped times."""
+    batch was recorded from scratch; else (a batch resumed after a stop, or notebooks run
+    one by one) the training time of its distinct runs, each counted once."""
     path = results_root(results_dir) / profile / "executed" / "batch.json"
     if path.is_file():
         record = json.loads(path.read_text())
-        return f"{duration(record['wall_time_s'])} of wall time ({_arrangement(record)})"
-    seconds = sum(e.stamp.get("seconds", 0) for e in experiments.values() if e is not None)
-    return f"{duration(seconds)} (the sum of its notebooks' times)"
+        return (f"The `{profile}` batch behind this build took "
+                f"{duration(record['wall_time_s'])} of wall time ({_arrangement(record)}).")
+    runs = {r.run_key: r.wall_time_s or 0.0 for e in experiments.values() if e is not None
+            for r in e.record.runs}
+    return (f"The `{profile}` batch behind this build was not run as one batch from "
+            f"scratch (a batch resumed after a stop records no wall time), so it has no wall "
+            f"time of its own; its {len(runs)} distinct runs trained for "
+            f"{duration(sum(runs.values()))} in all, one core each.")
 
 
 def batch_summary(path: Path) -> tuple[str, pd.DataFrame]:
