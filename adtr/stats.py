@@ -49,6 +49,8 @@ VERDICT_SCALE = (AGREES, DISAGREES, NOT_SEPARATED, SATURATED, SUBSTITUTE)
 #: An AUROC from which a variant is at the ceiling: a pair with both at or above it is
 #: saturated, whatever its interval says.
 SATURATION = 0.995
+#: A verdict after a count above one, where its verb changes ('3 do not agree').
+_PLURAL = {DISAGREES: "do not agree"}
 
 
 def claim_verdict(interval_verdicts: Sequence[str]) -> str:
@@ -77,7 +79,8 @@ def pairs_reading(pair_verdicts: Sequence[str]) -> str:
         return pair_verdicts[0]
     counts = {v: list(pair_verdicts).count(v) for v in VERDICT_SCALE}
     parts = [f"{counts[AGREES]} of {len(pair_verdicts)} pairs agree"]
-    parts += [f"{n} {v}" for v, n in counts.items() if n and v != AGREES]
+    parts += [f"{n} {v if n == 1 else _PLURAL.get(v, v)}" for v, n in counts.items()
+              if n and v != AGREES]
     return ", ".join(parts)
 
 

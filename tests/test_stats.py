@@ -303,5 +303,6 @@ def test_the_verdict_scale_reads_pairs_one_by_one_and_together() -> None:
         "2 of 3 pairs agree, 1 does not agree"
     assert stats.pairs_reading(["saturated", "not separated"]) == \
         "0 of 2 pairs agree, 1 not separated, 1 saturated"
+    assert stats.pairs_reading(["does not agree"] * 3) == "0 of 3 pairs agree, 3 do not agree"
     with pytest.raises(ValueError):
         stats.pairs_reading([])
