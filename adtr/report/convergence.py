@@ -65,6 +65,7 @@ def probe_jitter(exp: Experiment) -> pd.DataFrame:
     if curves.empty or not found:
         return pd.DataFrame(columns=["variant", "mean_step", "largest_step"])
     cut = found["long_lr_cut_epoch"]
+    # adtr.convergence.category_means, taken here so that the book's pages need no torch
     means = curves.groupby(["variant", "epoch"], sort=False)["pixel_auroc"].mean().reset_index()
     rows = []
     for variant, curve in means.groupby("variant", sort=False):
@@ -82,12 +83,12 @@ def jitter_statement(exp: Experiment) -> str:
     jitter, found = probe_jitter(exp), rule(exp)
     if jitter.empty:
         return ""
-    tolerance = 100 * found["tolerance"]
+    tolerance, mean_step = 100 * found["tolerance"], jitter["mean_step"].mean()
     text = (f"**How sharp the rule is.** In the later half of the long runs before their cut, "
-            f"a variant's category mean moves by {jitter['mean_step'].mean():.2f} points "
+            f"a variant's category mean moves by {mean_step:.2f} points "
             f"from one probe to the next on average, and by up to "
             f"{jitter['largest_step'].max():.2f} points.")
-    if jitter["mean_step"].mean() >= tolerance / 2:
+    if mean_step >= tolerance / 2:
         return text + (f" The {tolerance:.1f}-point tolerance is of the same order as that "
                        f"jitter: the epoch from which a curve counts as flat is uncertain by "
                        f"several probes, and longer long runs may move it again.")
