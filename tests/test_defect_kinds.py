@@ -149,7 +149,7 @@ def test_statement_when_every_kind_is_found_and_on_untyped_data(tmp_path: Path):
     rows = _kind_rows(kinds=(("broken_large", None, 3.0, 0.95), ("crack", None, 1.0, 0.96)))
     exp = _main(tmp_path, rows)
     assert report.defect_kind_statement(exp) == (
-        "2 of 2 defect kinds reach 90% image AUROC on their own (mean over seeds).")
+        "2 of 2 defect kinds reach 90% image AUROC on their own (mean over 2 seeds).")
     assert list(report.defect_kind_table(exp)["Type"]) == ["—", "—"]
     fig = viz.defect_kind_bars(pd.DataFrame(rows))
     labels = [text.get_text() for legend in fig.legends for text in legend.get_texts()]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from adtr import catalog, stats
 from adtr.report.data import data_label, is_stand_in, is_synthetic
-from adtr.report.formatting import percent, plural, signed
+from adtr.report.formatting import over_seeds, percent, plural, signed
 from adtr.report.loading import (
     METRIC_NAMES,
     PAGES,
@@ -161,7 +161,7 @@ def defect_kind_statement(exp: Experiment) -> str:
     found = kinds["image_auroc"] >= KIND_FOUND
     bar = f"{percent(KIND_FOUND, 0)}%"
     text = (f"{int(found.sum())} of {len(kinds)} defect kinds reach {bar} image AUROC on their "
-            f"own (mean over seeds).")
+            f"own ({over_seeds(exp.record.seeds, 'mean')}).")
     for kind_type in dict.fromkeys(kinds["type"].dropna()):
         of_type = kinds["type"] == kind_type
         text += (f" {kind_type.capitalize()}: {int((found & of_type).sum())} of "
