@@ -573,6 +573,51 @@ def test_plus_per_category(plus_results: Path) -> None:
     assert table.loc["mean", "ADTR+ − ADTR"] == "+2.0 ± 2.8"
 
 
+def _plus_interval(metric: str, category: str, difference: float, low: float,
+                   high: float) -> dict:
+    verdict = stats.BETTER if low > 0 else stats.WORSE if high < 0 else stats.NOT_SEPARATED
+    return {"a": "adtr_plus", "b": "adtr", "claim": False, "metric": metric,
+            "category": category, "difference": difference, "low": low, "high": high,
+            "verdict": verdict, "seeds": 1}
+
+
+def test_plus_verdicts_rest_on_paired_intervals(tmp_path: Path) -> None:
+    """One seed with intervals: the verdict is the interval's, not the sign of one seed's
+    difference; AUPRO, with no interval, keeps the one-seed reading."""
+    values = {k: v for k, v in _plus_values().items() if k[2] == 0}
+    paper = {"ADTR": {"image_auroc": 96.4, "pixel_auroc": 97.2},
+             "ADTR+": {"image_auroc": 96.9, "pixel_auroc": 97.5}}
+    record = {"categories": ["a", "b"], "data": {c: _data(c) for c in ("a", "b")}}
+    rows = [_plus_interval("image_auroc", "all", 5.0, 3.1, 6.9),
+            _plus_interval("image_auroc", "a", 5.0, 2.0, 8.0),
+            _plus_interval("image_auroc", "b", 5.0, 1.5, 8.5),
+            _plus_interval("pixel_auroc", "all", 4.0, -0.5, 8.0),
+            _plus_interval("pixel_auroc", "a", 3.0, -1.0, 7.0),
+            _plus_interval("pixel_auroc", "b", 5.0, 0.5, 9.5)]
+    _write(tmp_path, "adtr_plus", {**_plus_results("adtr_plus", values, paper, record),
+                                   "intervals": rows})
+    exp = report.load("adtr_plus", "cpu", tmp_path)
+    image, pixel, aupro = (report.plus_differences(exp)[m] for m in report.METRICS)
+    assert image.verdict_text == "improves" and image.shown == "+5.00 [+3.10, +6.90]"
+    # +4 points with one seed would read 'improves (one seed)'; its interval holds 0
+    assert pixel.delta == pytest.approx(4.0) and pixel.verdict_text == "no clear difference"
+    assert aupro.interval is None and aupro.verdict_text == "worse (one seed)"
+    text = report.plus_statement(exp)
+    assert "pixel AUROC +4.00 [-0.50, +8.00] (its sign holds in 2 of 2 categories)" in text
+    assert "Without an interval, ADTR+ − ADTR: AUPRO -2.0 points, with one seed" in text
+    assert ("holds here for 1 of the 2 metrics it reports (image AUROC); in pixel AUROC it is "
+            "not separated.") in text
+    table = report.plus_per_unit(exp, "pixel_auroc").set_index("Category")
+    assert table.loc["a", "ADTR+ − ADTR"] == "+3.00 [-1.00, +7.00]"
+    assert table.loc["mean", "ADTR+ − ADTR"] == "+4.00 [-0.50, +8.00]"
+    assert report.plus_difference_caption(exp) == (
+        "ADTR+ − ADTR in points, taken run by run (same category and seed): image AUROC and "
+        "pixel AUROC with its paired 95 % test-image interval, AUPRO seed 0.")
+    row = report.overview({"adtr_plus": exp}, 600).iloc[0]
+    assert row["Verdict"] == "not separated"
+    assert row["Ours"] == "ADTR+ − ADTR: +4.00 [-0.50, +8.00] pixel AUROC (synthetic)"
+
+
 def test_plus_settings_come_from_the_record_or_the_profile(plus_results: Path) -> None:
     from adtr import profiles
 
@@ -605,7 +650,8 @@ def test_one_class_tables_and_statement(plus_results: Path) -> None:
     text = report.plus_statement(exp)
     assert text.startswith("**Here ADTR+ improves on ADTR in image AUROC.**")
     assert "image AUROC 94.7 → 96.1 (+1.4)" in text
-    assert "Each ran with one seed" in text
+    assert ("Ours, ADTR+ − ADTR: image AUROC +2.0 points, with one seed, so how much of this "
+            "difference is seed noise is unknown.") in text
     assert "The paper's claim that ADTR+ improves on ADTR holds here." in text
     assert "Our data are not CIFAR-10" in text
 

@@ -34,6 +34,7 @@ from adtr.report.verdicts import (
     SEPARATED,
     ClaimVerdict,
     Comparison,
+    PlusDifference,
     _paper_gain,
     comparisons_of,
     experiment_verdict,
@@ -41,6 +42,7 @@ from adtr.report.verdicts import (
     paper_methods,
     plus_differences,
 )
+from adtr.schema import unit_column
 
 # --- where we agree -----------------------------------------------------------------
 
@@ -205,28 +207,70 @@ def plus_statement(exp: Experiment) -> str:
         said = ", ".join(f"{METRIC_NAMES[m]} {paper['ADTR'][m]:.1f} → {paper['ADTR+'][m]:.1f} "
                          f"({signed(_paper_gain(paper, m))})" for m in claimed)
         parts.append(f"The paper reports ADTR+ above ADTR on {where}: {said}.")
-    ours = ", ".join(f"{METRIC_NAMES[m]} {d.shown}" for m, d in differences.items())
-    seeds = next(iter(differences.values())).seeds
-    if seeds > 1:
-        parts.append(f"Ours, ADTR+ − ADTR as the mean ± std over {seeds} seeds of the "
-                     f"difference between runs of the same seed: {ours} points; a difference "
-                     f"within {NOISE_FACTOR} standard deviations of zero counts as no clear "
-                     f"difference.")
-    else:
-        parts.append(f"Ours, ADTR+ − ADTR: {ours} points. Each ran with one seed, so how much "
-                     f"of these differences is seed noise is unknown.")
+    parts += _plus_evidence(differences)
     held = [m for m in claimed if differences[m].verdict == "improves"]
+    # an interval that holds 0 cannot say the claim fails: it is not separated
+    open_ = [m for m in claimed if differences[m].interval is not None
+             and differences[m].verdict == "no clear difference"]
     if len(claimed) == 1:
-        parts.append(f"The paper's claim that ADTR+ improves on ADTR "
-                     f"{'holds' if held else 'does not hold'} here.")
+        said = "holds" if held else "is not separated" if open_ else "does not hold"
+        parts.append(f"The paper's claim that ADTR+ improves on ADTR {said} here.")
     elif claimed:
         parts.append(f"The paper's claim that ADTR+ improves on ADTR holds here for "
                      f"{len(held)} of the {len(claimed)} metrics it reports"
-                     + (f" ({_names(held)})." if held else "."))
+                     + (f" ({_names(held)})" if held else "")
+                     + (f"; in {_names(open_)} it is not separated." if open_ else "."))
     if is_synthetic(exp) or is_stand_in(exp):
         parts.append(f"Our data are not {where}, so only the direction of these differences "
                      f"can be set beside the paper's, not their size.")
     return " ".join(parts)
+
+
+def _plus_evidence(differences: dict[str, PlusDifference]) -> list[str]:
+    """What ADTR+ − ADTR rests on, metric by metric: paired test-image intervals, with the
+    categories where the sign holds, and, for metrics without one, the spread over seeds."""
+    decided = {m: d for m, d in differences.items() if d.interval is not None}
+    rest = {m: d for m, d in differences.items() if d.interval is None}
+    parts = []
+    if decided:
+        said = ", ".join(f"{METRIC_NAMES[m]} {d.shown}"
+                         + (f" (its sign holds in {d.interval.sign_holds})"
+                            if d.interval.sign_holds else "")
+                         for m, d in decided.items())
+        parts.append(f"Ours, ADTR+ − ADTR with its paired 95 % interval from resampling the "
+                     f"test images (the same resample for both models): {said} points; an "
+                     f"interval that contains 0 counts as no clear difference.")
+    if not rest:
+        return parts
+    ours = ", ".join(f"{METRIC_NAMES[m]} {d.shown}" for m, d in rest.items())
+    seeds = next(iter(rest.values())).seeds
+    if seeds > 1:
+        parts.append(f"{'Without an interval' if decided else 'Ours'}, ADTR+ − ADTR as the "
+                     f"mean ± std over {seeds} seeds of the difference between runs of the "
+                     f"same seed: {ours} points; a difference within {NOISE_FACTOR} standard "
+                     f"deviations of zero counts as no clear difference.")
+    else:
+        parts.append(f"{'Without an interval' if decided else 'Ours'}, ADTR+ − ADTR: {ours} "
+                     f"points, with one seed, so how much of "
+                     f"{'this difference' if len(rest) == 1 else 'these differences'} is "
+                     f"seed noise is unknown.")
+    return parts
+
+
+def plus_difference_caption(exp: Experiment, metric: str | None = None) -> str:
+    """What the tables' ADTR+ − ADTR cells are (of ``metric`` only, if given): 'ADTR+ − ADTR
+    in points, taken run by run (same category and seed): image AUROC and pixel AUROC with
+    its paired 95 % test-image interval, AUPRO seed 0.'"""
+    differences = {m: d for m, d in plus_differences(exp).items() if metric in (None, m)}
+    with_interval = [m for m, d in differences.items() if d.interval is not None]
+    without = [m for m in differences if m not in with_interval]
+    unit = unit_column(exp.runs)
+    over = over_seeds(exp.record.seeds)
+    said = f"ADTR+ − ADTR in points, taken run by run (same {unit} and seed)"
+    if not with_interval:
+        return f"{said}, {over}."
+    said += f": {_names(with_interval)} with its paired 95 % test-image interval"
+    return said + (f", {_names(without)} {over}." if without else ".")
 
 
 def plus_settings(exp: Experiment | None, profile: str | None = None) -> dict[str, str]:
@@ -327,12 +371,15 @@ def _overview_plus(exp: Experiment, link: str, paper_samples: int = 0) -> dict[s
     paper = _paper_plus_claim(exp.name, paper_methods(exp))
     if difference is None:
         return {"Claim": link, "Paper": paper, "Ours": "not run", "Verdict": "—"}
-    verdict = {"improves": "agrees", "worse": "does not agree"}.get(difference.verdict,
-                                                                     difference.verdict)
+    readings = {"improves": AGREES, "worse": DISAGREES,
+                # an interval that holds 0 is the verdict scale's 'not separated'
+                "no clear difference": NOT_SEPARATED if difference.interval is not None
+                else difference.verdict}
+    verdict = readings[difference.verdict]
     means = our_values(exp, metric)
     if min(means.get("adtr", 0), means.get("adtr_plus", 0)) >= 100 * stats.SATURATION:
         verdict = stats.SATURATED  # both at the ceiling: no difference can show
-    elif difference.spread is None and difference.verdict != "no clear difference":
+    elif difference.verdict_text.endswith("(one seed)"):
         verdict += " (one seed)"
     return {"Claim": link, "Paper": paper,
             "Ours": f"ADTR+ − ADTR: {difference.shown} {METRIC_NAMES[metric]} "

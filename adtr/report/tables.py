@@ -239,13 +239,18 @@ def plus_table_by_method(exp: Experiment) -> pd.DataFrame:
 
 
 def plus_per_unit(exp: Experiment, metric: str) -> pd.DataFrame:
-    """Category (or class) x ADTR, ADTR+ (mean ± std over seeds) and their difference (its
-    mean ± std over seeds), with the mean row."""
+    """Category (or class) x ADTR, ADTR+ (mean ± std over seeds) and their difference: its
+    paired test-image interval where the results hold one, else its mean ± std over seeds;
+    with the mean row."""
     table = per_category_variants(exp, metric, PLUS_LABELS)
     unit = unit_column(exp.runs)
     paired = _paired_differences(exp.runs, metric)
     cells = paired.groupby(level=unit, sort=False).agg(
         lambda s: signed(s.mean(), s.std(ddof=1) if len(s) > 1 else None))
+    cells.update({r["category"]: interval(r["difference"], r["low"], r["high"])
+                  for r in exp.table("intervals") or []
+                  if r["metric"] == metric and (r["a"], r["b"]) == ("adtr_plus", "adtr")
+                  and r["category"] != "all"})
     overall = plus_differences(exp).get(metric)
     table["ADTR+ − ADTR"] = [*(cells.get(u, "—") for u in table.iloc[:-1, 0]),
                              overall.shown if overall is not None else "—"]

@@ -156,21 +156,32 @@ PAPER_DATA = {e.name: e.paper_data for e in catalog.EXPERIMENTS.values()
               if "adtr_plus" in e.labels}
 
 
+#: An interval of ADTR+ − ADTR read as what ADTR+ does.
+PLUS_READINGS = {stats.BETTER: "improves", stats.WORSE: "worse",
+                 stats.NOT_SEPARATED: "no clear difference"}
+
+
 @dataclass(frozen=True)
 class PlusDifference:
     """ADTR+ minus ADTR on one metric, in points. ADTR+ starts from the ADTR model of the
     same category (or class) and seed, so the difference is taken run by run, averaged over
-    categories per seed; ``delta`` is its mean over seeds, ``spread`` its std over seeds."""
+    categories per seed; ``delta`` is its mean over seeds, ``spread`` its std over seeds.
+    ``interval``: the paired test-image interval of the difference (the notebook's
+    ``intervals`` table), where the results hold one; it then decides the verdict."""
 
     metric: str
     delta: float
     spread: float | None  # None with one seed
     seeds: int
+    interval: Comparison | None = None
 
     @property
     def verdict(self) -> str:
-        """'improves', 'worse', or 'no clear difference': zero at one decimal, or within
+        """'improves', 'worse', or 'no clear difference': by the paired interval where there
+        is one (0 inside it: no clear difference); else zero at one decimal, or within
         ``NOISE_FACTOR`` standard deviations over seeds."""
+        if self.interval is not None:
+            return PLUS_READINGS[self.interval.interval_verdict]
         noise = NOISE_FACTOR * self.spread if self.spread is not None else 0.0
         if round(self.delta, 1) == 0 or abs(self.delta) <= noise:
             return "no clear difference"
@@ -178,14 +189,17 @@ class PlusDifference:
 
     @property
     def verdict_text(self) -> str:
-        """The verdict, marked when one seed cannot tell it from seed noise."""
-        if self.spread is None and self.verdict != "no clear difference":
+        """The verdict, marked when one seed, with no interval, cannot tell it from noise."""
+        if self.interval is None and self.spread is None and \
+                self.verdict != "no clear difference":
             return f"{self.verdict} (one seed)"
         return self.verdict
 
     @property
     def shown(self) -> str:
-        return signed(self.delta, self.spread)
+        """'+0.10 [-0.21, +0.43]' with an interval, else '+0.1 ± 0.2' over seeds."""
+        return self.interval.shown if self.interval is not None else \
+            signed(self.delta, self.spread)
 
 
 def _paired_differences(runs: pd.DataFrame, metric: str) -> pd.Series:
@@ -199,15 +213,18 @@ def _paired_differences(runs: pd.DataFrame, metric: str) -> pd.Series:
 
 
 def plus_differences(exp: Experiment) -> dict[str, PlusDifference]:
-    """Metric -> ADTR+ against ADTR, for every metric the experiment measured."""
+    """Metric -> ADTR+ against ADTR, for every metric the experiment measured, with the
+    paired interval of each metric the results hold one for."""
     runs, differences = exp.runs, {}
     for metric in (m for m in METRICS if m in runs.columns):
         per_seed = _paired_differences(runs, metric).groupby(level="seed").mean()
         if per_seed.empty:
             continue
         spread = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None
+        interval = next((c for c in comparisons_of(exp, metric)
+                         if (c.a, c.b) == ("adtr_plus", "adtr")), None)
         differences[metric] = PlusDifference(metric, float(per_seed.mean()), spread,
-                                             len(per_seed))
+                                             len(per_seed), interval)
     return differences
 
 
