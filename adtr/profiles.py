@@ -11,9 +11,9 @@ stores, so a number can always be traced back to the settings that produced it.
   size: d = 184 on 192 channels (d / C = 0.96; the paper's 256 on 272 is 0.94), 8 heads,
   2 + 2 layers, feed-forward 4d, dropout 0.1, the features at their own scale (no
   standardisation, as in the paper); 240 epochs at lr 1e-3 (x0.1 from epoch 192), batch 8:
-  the schedule the convergence study's rule picked from long runs of 240 epochs, which
-  runs of 480 (``LONG_EPOCHS``) check (``catalog.CONVERGENCE``; the 40 epochs before it
-  were too short for the transformers).
+  the schedule the convergence study's rule picked from long runs of 240 epochs; its
+  runs of 480 (``LONG_EPOCHS``, ``catalog.CONVERGENCE``) ask for more (the 40 epochs
+  before it were too short for the transformers).
   ADTR+ fine-tunes 10 epochs. Every run of the book uses it, the Table 4 ablations
   included; the one-class notebook keeps the lighter model it was sized with
   (``ONECLASS_OVERRIDES``).

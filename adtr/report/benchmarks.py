@@ -145,7 +145,7 @@ def paper_estimate(path: Path | None) -> str:
             f"assumed {ASSUMED_STEP_OVERHEAD_S * 1000:.0f} ms a step, "
             f"{duration(overhead)}, {compared} the arithmetic. Each trained variant of "
             f"Table 4 and the unified model is one more such set; the convergence study's long "
-            f"runs train twice the epochs on two categories.")
+            f"runs train twice the epochs on a few categories.")
     memory = data.get("record", {}).get("peak_rss_gib_parent")
     if memory:
         text += (f" Memory: the whole benchmark process, which ran this training step among "
