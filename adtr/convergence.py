@@ -8,7 +8,8 @@ schedule the book trains every variant for (``catalog.CONVERGENCE`` says what ru
   pixel and image AUROC, the error at normal tokens) with its training loss and learning
   rate at that epoch, one row per (variant, category, seed, epoch).
 - ``schedule_rule``: the book's schedule read from the long runs' curves, the same for
-  every variant; ``flattened`` and ``against_long`` check the book's own runs against it.
+  every variant (``rule_by_tolerance``: at other tolerances); ``flattened`` and
+  ``against_long`` check the book's own runs against it.
 - ``seed_check``: how far seeds move a variant and a pair, beside the test-image
   intervals' half-widths.
 
@@ -19,6 +20,7 @@ variants, never one per variant or per verdict.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -134,6 +136,27 @@ def schedule_rule(long_curves: pd.DataFrame, long_epochs: int, step: int,
             "enough": 2 * epochs <= long_epochs}
 
 
+#: Tolerances (AUROC) at which ``rule_by_tolerance`` reads the rule again: below, at and
+#: above the study's, up to more than twice the probes' jitter between checkpoints.
+TOLERANCES = (0.001, 0.002, 0.003, 0.005)
+
+
+def rule_by_tolerance(long_curves: pd.DataFrame, long_epochs: int, step: int,
+                      tolerances: tuple[float, ...] = TOLERANCES) -> pd.DataFrame:
+    """The rule read at each of ``tolerances`` instead of the study's: the slowest
+    variant, the epoch from which it is flat and the schedule, per tolerance. How much the
+    schedule hangs on the tolerance, which the probes' own jitter makes uncertain; the
+    study's tolerance still decides the book's schedule."""
+    rows = []
+    for tolerance in tolerances:
+        found = schedule_rule(long_curves, long_epochs, step,
+                              replace(catalog.CONVERGENCE, tolerance=tolerance))
+        rows.append({"tolerance": tolerance, "slowest": found["slowest"],
+                     "plateau_epoch": found["plateau_epoch"][found["slowest"]],
+                     "epochs": found["epochs"], "enough": found["enough"]})
+    return pd.DataFrame(rows)
+
+
 def flattened(book_curves: pd.DataFrame, tolerance: float = catalog.CONVERGENCE.tolerance
               ) -> pd.DataFrame:
     """Per variant and category of the book's runs: the epoch from which its pixel AUROC
@@ -156,7 +179,9 @@ def against_long(book_curves: pd.DataFrame, long_curves: pd.DataFrame,
                  tolerance: float = catalog.CONVERGENCE.tolerance) -> pd.DataFrame:
     """Per variant, on the long runs' categories: the book's run at its last probe (mean
     over those categories) against the best category mean of the long run at any probe;
-    within the tolerance or not."""
+    within the tolerance or not. Beside it, the long run's own end (its last probe, the
+    kind of number the book reports), which the probes' jitter does not lift as it lifts
+    the best of many probes."""
     rows = []
     long_means = category_means(long_curves)
     shared = book_curves[book_curves["category"].isin(set(long_curves["category"]))]
@@ -165,12 +190,14 @@ def against_long(book_curves: pd.DataFrame, long_curves: pd.DataFrame,
         if long.empty:
             continue
         best = long.loc[long["pixel_auroc"].idxmax()]
+        end = float(long.sort_values("epoch")["pixel_auroc"].iloc[-1])
         book = float(curve.sort_values("epoch")["pixel_auroc"].iloc[-1])
         rows.append({"variant": variant, "book_epochs": int(curve["epoch"].max()),
                      "book_pixel_auroc": book, "long_best_pixel_auroc": float(best["pixel_auroc"]),
                      "long_best_epoch": int(best["epoch"]),
                      "gap_points": 100 * (float(best["pixel_auroc"]) - book),
-                     "within": float(best["pixel_auroc"]) - book <= tolerance})
+                     "within": float(best["pixel_auroc"]) - book <= tolerance,
+                     "long_end_pixel_auroc": end, "end_gap_points": 100 * (end - book)})
     return pd.DataFrame(rows)
 
 

@@ -231,8 +231,8 @@ class ExperimentRecord:
 TABLES = ("per_category", "per_class", "separation", "intervals", "shortcut", "sensitivity",
           "cost", "peers", "defect_kinds",
           # the convergence study (``adtr.convergence``)
-          "long_curves", "book_curves", "rule", "flattened", "against_long", "seed_check",
-          "labels", "long_intervals")
+          "long_curves", "book_curves", "rule", "rule_by_tolerance", "flattened",
+          "against_long", "seed_check", "labels", "long_intervals", "book_intervals")
 
 
 @dataclass(frozen=True)

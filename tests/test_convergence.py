@@ -65,6 +65,24 @@ def test_the_books_runs_are_checked_against_their_cut_and_the_long_best() -> Non
     assert not against.loc["adtr", "within"] and against.loc["adtr", "long_best_epoch"] == 20
     assert against.loc["cnn", "within"]  # 95.1 against 95.0: within 0.2 points
     assert against.loc["cnn", "book_epochs"] == 50
+    # the long run ends at 92, one point below its best probe: the book's 91 is 1.0 below
+    assert against.loc["adtr", "end_gap_points"] == pytest.approx(1.0)
+
+
+def test_the_rule_is_read_again_at_other_tolerances() -> None:
+    # ADTR rises 0.25 points after epoch 30 (0.15 of them after 40) and is flat from 50: a
+    # tolerance of 0.2 points waits for epoch 40, one of 0.3 points takes epoch 30; the CNN
+    # is flat from 20
+    adtr = [0.5, 0.8, 0.9, 0.95, 0.9515, 0.9525, 0.9525, 0.9525, 0.9525, 0.96, 0.96]
+    cnn = [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.96, 0.96]
+    curves = _curves({("adtr", "grass"): adtr, ("cnn", "grass"): cnn})
+    table = convergence.rule_by_tolerance(curves, long_epochs=100, step=10,
+                                          tolerances=(0.002, 0.003)).set_index("tolerance")
+    assert table.loc[0.002, "plateau_epoch"] == 40 and table.loc[0.002, "epochs"] == 50
+    assert table.loc[0.003, "plateau_epoch"] == 30 and table.loc[0.003, "epochs"] == 40
+    assert list(table["slowest"]) == ["adtr", "adtr"]
+    assert convergence.rule_by_tolerance(curves, 100, 10).shape[0] == len(
+        convergence.TOLERANCES)
 
 
 def test_the_study_trains_each_distinct_variant_once(tiny_root: Path) -> None:
@@ -150,6 +168,36 @@ def test_the_claims_on_the_long_runs_are_read_pair_by_pair_with_their_signs() ->
     assert list(table["Pair a − b"]) == ["Attn + Query (ADTR) − CNN", "Multi-scale − Last layer"]
     assert list(table["Sign holds in"]) == ["1 of 2 categories", "2 of 2 categories"]
     assert list(table["Verdict"]) == ["not separated", "agrees"]
+    assert "Book's runs (points)" not in table.columns  # results without the book's rows
+    # the book's runs of the same categories: 4a separated there, 4d not run
+    book = [row("adtr", "cnn", "all", 1.0, "attention_query"),
+            row("adtr", "cnn", "grass", 1.2, "attention_query")]
+    both = page.long_verdicts(SimpleNamespace(
+        table={"long_intervals": rows, "book_intervals": book}.get))
+    assert list(both["Book's runs (points)"]) == ["+1.00 [+0.50, +1.50]", "—"]
+    assert list(both["Verdict there"]) == ["agrees", "—"]
+
+
+def test_the_page_says_how_the_schedule_hangs_on_the_tolerance() -> None:
+    from types import SimpleNamespace
+
+    from adtr.report import convergence as page
+
+    found = {"tolerance": 0.002}
+    rows = [{"tolerance": 0.001, "slowest": "adtr", "plateau_epoch": 310, "epochs": 390,
+             "enough": False},
+            {"tolerance": 0.002, "slowest": "cnn", "plateau_epoch": 250, "epochs": 320,
+             "enough": False}]
+    tables = {"rule": found, "rule_by_tolerance": rows, "labels": {"adtr": "ADTR"}}
+    text = page.tolerance_statement(SimpleNamespace(table=tables.get))
+    assert text.startswith("**The rule at other tolerances.** 0.1 points: 390 epochs (ADTR "
+                           "flat from epoch 310); 0.2 points: 320 epochs (cnn flat from "
+                           "epoch 250).")
+    assert text.endswith("from 320 to 390 epochs over these tolerances.")
+    same = {**tables, "rule_by_tolerance": [rows[0], {**rows[1], "epochs": 390}]}
+    assert page.tolerance_statement(SimpleNamespace(table=same.get)).endswith(
+        "every one asks for 390 epochs.")
+    assert page.tolerance_statement(SimpleNamespace(table=lambda name: None)) == ""
 
 
 def test_the_page_sets_the_probes_jitter_beside_the_tolerance() -> None:

@@ -111,8 +111,28 @@ def plateau_table(exp: Experiment) -> pd.DataFrame:
                     f"{100 * book['book_pixel_auroc']:.2f}",
                 "Below the best (points)": f"{book['gap_points']:.2f}",
                 "Within the tolerance": "yes" if book["within"] else "**no**"})
+            if "end_gap_points" in book:  # results written before the end was kept lack it
+                row["Below the long runs' end (points)"] = f"{book['end_gap_points']:.2f}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def tolerance_statement(exp: Experiment) -> str:
+    """The rule read at other tolerances (``convergence.rule_by_tolerance``): the schedule
+    each asks for, and whether any of them is as short as the book's."""
+    rows, found = exp.table("rule_by_tolerance") or [], rule(exp)
+    if not rows or not found:
+        return ""
+    said = "; ".join(f"{100 * r['tolerance']:.1f} points: {r['epochs']} epochs "
+                     f"({_name(exp, r['slowest'])} flat from epoch {r['plateau_epoch']})"
+                     for r in rows)
+    low, high = min(r["epochs"] for r in rows), max(r["epochs"] for r in rows)
+    text = (f"**The rule at other tolerances.** {said}. The study's own tolerance, "
+            f"{100 * found['tolerance']:.1f} points, was set before the long runs and still "
+            f"decides; the others show how much the schedule hangs on it")
+    if low == high:
+        return text + f": not at all, every one asks for {low} epochs."
+    return text + f": from {low} to {high} epochs over these tolerances."
 
 
 def flattened_table(exp: Experiment) -> pd.DataFrame:
@@ -175,15 +195,28 @@ def seed_statement(exp: Experiment) -> str:
 
 def long_verdicts(exp: Experiment) -> pd.DataFrame:
     """Each Table 4 claim's pairs decided on the long runs (their last epoch, the long runs'
-    categories): a − b in points with its paired 95 % interval, and the verdict."""
+    categories): a − b in points with its paired 95 % interval, the categories where its
+    sign holds, and the verdict; beside them, the same pair on the book's runs of the same
+    categories (where the results hold them), so that what twice the training changes
+    shows."""
     rows = exp.table("long_intervals") or []
+    book_rows = exp.table("book_intervals") or []
     table = []
     for claim in dict.fromkeys(r["claim_of"] for r in rows):
         experiment = catalog.get(claim)
+        book = {(c.a, c.b): c for c in comparisons_from(
+            [r for r in book_rows if r["claim_of"] == claim])}
         for c in comparisons_from([r for r in rows if r["claim_of"] == claim]):
-            table.append({"Claim": experiment.short_title,
-                          "Pair a − b": f"{experiment.labels[c.a]} − {experiment.labels[c.b]}",
-                          "Difference (points)": interval(c.difference, c.low, c.high),
-                          "Sign holds in": c.sign_holds,
-                          "Verdict": c.verdict if c.claim else "(a reference row)"})
+            row = {"Claim": experiment.short_title,
+                   "Pair a − b": f"{experiment.labels[c.a]} − {experiment.labels[c.b]}",
+                   "Long runs (points)": interval(c.difference, c.low, c.high),
+                   "Sign holds in": c.sign_holds,
+                   "Verdict": c.verdict if c.claim else "(a reference row)"}
+            shorter = book.get((c.a, c.b))
+            if book_rows:
+                row["Book's runs (points)"] = "—" if shorter is None else interval(
+                    shorter.difference, shorter.low, shorter.high)
+                row["Verdict there"] = "—" if shorter is None else (
+                    shorter.verdict if shorter.claim else "(a reference row)")
+            table.append(row)
     return pd.DataFrame(table)
