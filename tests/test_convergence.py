@@ -178,6 +178,44 @@ def test_the_claims_on_the_long_runs_are_read_pair_by_pair_with_their_signs() ->
     assert list(both["Verdict there"]) == ["agrees", "—"]
 
 
+def test_the_first_screen_says_what_twice_the_training_changes() -> None:
+    from types import SimpleNamespace
+
+    from adtr import stats
+    from adtr.report import convergence as page
+    from adtr.report import statements
+
+    def row(a: str, b: str, difference: float, claim_of: str, claim: bool = True) -> dict:
+        verdict = stats.BETTER if difference > 0.5 else stats.NOT_SEPARATED
+        return {"a": a, "b": b, "claim": claim, "metric": "pixel_auroc", "category": "all",
+                "difference": difference, "low": difference - 0.5, "high": difference + 0.5,
+                "verdict": verdict, "seeds": 1, "claim_of": claim_of}
+
+    long = [row("adtr", "cnn", 0.2, "attention_query"),
+            row("adtr", "pca", 3.0, "attention_query", claim=False),
+            row("multi_scale", "last_layer", 5.0, "scales")]
+    book = [row("adtr", "cnn", 1.0, "attention_query"),
+            row("adtr", "pca", 0.0, "attention_query", claim=False),
+            row("multi_scale", "last_layer", 4.0, "scales")]
+    curves = [{"category": c} for c in ("grass", "coins", "horse")]
+
+    def exp(book_rows: list[dict]) -> SimpleNamespace:
+        return SimpleNamespace(table={"long_intervals": long, "book_intervals": book_rows,
+                                      "long_curves": curves}.get)
+
+    # the reference row (ADTR - PCA) changes too, but it is not a claim pair
+    assert page.verdict_changes(exp(book)) == (
+        2, ["Table 4a Attn + Query (ADTR) − CNN: agrees → not separated"])
+    assert statements._longer_training(exp(book), 480, 240) == (
+        " On grass, coins and horse, runs of 480 epochs change the verdict of the book's "
+        "240-epoch runs for 1 of 2 claim pairs: Table 4a Attn + Query (ADTR) − CNN: agrees → "
+        "not separated.")
+    same = [long[0], book[1], long[2]]
+    assert statements._longer_training(exp(same), 480, 240).endswith(
+        "give the verdict of the book's 240-epoch runs for both claim pairs.")
+    assert statements._longer_training(exp([]), 480, 240) == ""
+
+
 def test_the_page_says_how_the_schedule_hangs_on_the_tolerance() -> None:
     from types import SimpleNamespace
 

@@ -220,3 +220,25 @@ def long_verdicts(exp: Experiment) -> pd.DataFrame:
                     shorter.verdict if shorter.claim else "(a reference row)")
             table.append(row)
     return pd.DataFrame(table)
+
+
+def verdict_changes(exp: Experiment) -> tuple[int, list[str]]:
+    """The claim pairs decided on both the long runs and the book's runs of the same
+    categories: how many there are, and each whose verdict differs, as 'Table 4a ADTR −
+    CNN: agrees → not separated' (book's → long runs')."""
+    rows, book_rows = exp.table("long_intervals") or [], exp.table("book_intervals") or []
+    compared, changed = 0, []
+    for claim in dict.fromkeys(r["claim_of"] for r in rows):
+        experiment = catalog.get(claim)
+        book = {(c.a, c.b): c for c in comparisons_from(
+            [r for r in book_rows if r["claim_of"] == claim]) if c.claim}
+        for c in comparisons_from([r for r in rows if r["claim_of"] == claim]):
+            shorter = book.get((c.a, c.b))
+            if not c.claim or shorter is None:
+                continue
+            compared += 1
+            if shorter.verdict != c.verdict:
+                changed.append(f"{experiment.short_title} {experiment.labels[c.a]} − "
+                               f"{experiment.labels[c.b]}: {shorter.verdict} → {c.verdict}")
+    return compared, changed
+

@@ -60,6 +60,11 @@ def plural(n: int, word: str, words: str | None = None) -> str:
     return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
+def listing(words: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
+
+
 def number_word(n: int) -> str:
     """'eight' for 8; digits from 13 on."""
     words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
