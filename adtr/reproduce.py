@@ -37,6 +37,7 @@ from typing import Any
 from adtr import catalog, stamps
 from adtr.errors import ConfigError
 from adtr.records import (
+    atomic_path,
     environment,
     project_root,
     run_record,
@@ -112,10 +113,24 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, force: bo
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    if executed.is_file():
+        without_machine_paths(executed)
     if done.returncode != 0:
         return Outcome(name, "failed", seconds, _first_error(executed))
     write_json(stamp_path, {**stamp, "status": "ok", "seconds": round(seconds, 1)})
     return Outcome(name, "ok", seconds)
+
+
+def without_machine_paths(executed: Path) -> None:
+    """Take the project's own folder out of an executed notebook: papermill records the
+    input and output paths, and cells print paths of results. What the published copy says
+    is then where things lie in the project, not on the machine that ran it (as
+    ``records.portable_path`` does for the results)."""
+    root = f"{project_root().resolve().as_posix()}/"
+    text = executed.read_text()
+    if root in text:
+        with atomic_path(executed) as tmp:
+            tmp.write_text(text.replace(root, ""))
 
 
 #: Parameters that say where things are, not what is computed: a batch given only these

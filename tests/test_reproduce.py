@@ -174,3 +174,25 @@ def test_a_stamp_from_other_code_is_reported_as_computed_by_earlier_code(tmp_pat
     exp.stamp.update({**stamp, "package_sha256": "0" * 16})
     assert "Computed by an earlier version of the code" in report.stale_note(exp)
     assert "adtr reproduce --profile cpu --only 03_target" in report.stale_note(exp)
+
+
+def test_executed_notebooks_keep_no_machine_path(tmp_path) -> None:
+    from adtr.records import project_root
+
+    root = project_root().resolve().as_posix()
+    executed = tmp_path / "02_attention_query.ipynb"
+    executed.write_text(json.dumps({"metadata": {"papermill": {
+        "input_path": f"{root}/notebooks/02_attention_query.ipynb",
+        "output_path": f"{root}/results/cpu/executed/02_attention_query.ipynb"}},
+        "cells": [{"outputs": [{"data": {
+            "text/plain": f"PosixPath('{root}/results/cpu/attention_query')"}}]}],
+        "other": "/elsewhere/file"}))
+    reproduce.without_machine_paths(executed)
+    notebook = json.loads(executed.read_text())
+    assert notebook["metadata"]["papermill"] == {
+        "input_path": "notebooks/02_attention_query.ipynb",
+        "output_path": "results/cpu/executed/02_attention_query.ipynb"}
+    assert notebook["cells"][0]["outputs"][0]["data"]["text/plain"] == (
+        "PosixPath('results/cpu/attention_query')")
+    assert notebook["other"] == "/elsewhere/file"  # only the project's own folder goes
+
