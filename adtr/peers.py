@@ -415,8 +415,10 @@ def fit_peer(name: str, config: RunConfig, run: pipeline.RunData, out_dir: str |
 @functools.cache
 def _code() -> str:
     # ``experiments`` only places and shares runs (``run_peer``, ``run_grid``): an edit to
-    # the notebooks' helpers leaves finished peer runs valid, as it leaves ADTR's.
-    return code_digest(["peers"], leave_out={"experiments"})
+    # the notebooks' helpers leaves finished peer runs valid, as it leaves ADTR's; so does
+    # an edit to what ADTR's key leaves out (``pipeline.KEY_LEAVES_OUT``: the profiles,
+    # whose values the key holds, and the bookkeeping of records and their schema).
+    return code_digest(["peers"], leave_out={"experiments", *pipeline.KEY_LEAVES_OUT})
 
 
 def peer_key(name: str, config: RunConfig, run: pipeline.RunData) -> str:
