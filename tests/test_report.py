@@ -603,6 +603,10 @@ def test_plus_verdicts_rest_on_paired_intervals(tmp_path: Path) -> None:
     assert pixel.delta == pytest.approx(4.0) and pixel.verdict_text == "no clear difference"
     assert aupro.interval is None and aupro.verdict_text == "worse (one seed)"
     text = report.plus_statement(exp)
+    # the interval-decided metrics first; AUPRO's one seed marked
+    assert text.startswith("**Here ADTR+ improves on ADTR in image AUROC; shows no clear "
+                           "difference from ADTR in pixel AUROC; is worse than ADTR in AUPRO "
+                           "(one seed).**")
     assert "pixel AUROC +4.00 [-0.50, +8.00] (its sign holds in 2 of 2 categories)" in text
     assert "Without an interval, ADTR+ − ADTR: AUPRO -2.0 points, with one seed" in text
     assert ("holds here for 1 of the 2 metrics it reports (image AUROC); in pixel AUROC it is "
@@ -615,6 +619,13 @@ def test_plus_verdicts_rest_on_paired_intervals(tmp_path: Path) -> None:
         "pixel AUROC with its paired 95 % test-image interval, AUPRO seed 0.")
     row = report.overview({"adtr_plus": exp}, 600).iloc[0]
     assert row["Verdict"] == "not separated"
+    # both of the paper's metrics not separated: the claim is not separated, not 'fails'
+    _write(tmp_path / "both", "adtr_plus", {
+        **_plus_results("adtr_plus", values, paper, record),
+        "intervals": [{**r, "low": -1.0, "verdict": stats.NOT_SEPARATED} for r in rows]})
+    text = report.plus_statement(report.load("adtr_plus", "cpu", tmp_path / "both"))
+    assert ("claim that ADTR+ improves on ADTR is not separated here in either metric it "
+            "reports (image AUROC and pixel AUROC).") in text
     assert row["Ours"] == "ADTR+ − ADTR: +4.00 [-0.50, +8.00] pixel AUROC (synthetic)"
 
 
@@ -648,7 +659,7 @@ def test_one_class_tables_and_statement(plus_results: Path) -> None:
     assert list(side["Ours image AUROC (scikit-learn digits, stand-in)"]) == ["80.0", "82.0",
                                                                              "+2.0"]
     text = report.plus_statement(exp)
-    assert text.startswith("**Here ADTR+ improves on ADTR in image AUROC.**")
+    assert text.startswith("**Here ADTR+ improves on ADTR in image AUROC (one seed).**")
     assert "image AUROC 94.7 → 96.1 (+1.4)" in text
     assert ("Ours, ADTR+ − ADTR: image AUROC +2.0 points, with one seed, so how much of this "
             "difference is seed noise is unknown.") in text
