@@ -619,6 +619,11 @@ def test_plus_verdicts_rest_on_paired_intervals(tmp_path: Path) -> None:
         "pixel AUROC with its paired 95 % test-image interval, AUPRO seed 0.")
     row = report.overview({"adtr_plus": exp}, 600).iloc[0]
     assert row["Verdict"] == "not separated"
+    assert report.plus_headline(exp) == (
+        "**Here ADTR+ improves on ADTR in image AUROC; shows no clear difference from ADTR in "
+        "pixel AUROC; is worse than ADTR in AUPRO (one seed).** The paper's claim that ADTR+ "
+        "improves on ADTR holds here for 1 of the 2 metrics it reports (image AUROC); in pixel "
+        "AUROC it is not separated.")
     # both of the paper's metrics not separated: the claim is not separated, not 'fails'
     _write(tmp_path / "both", "adtr_plus", {
         **_plus_results("adtr_plus", values, paper, record),
@@ -665,6 +670,18 @@ def test_one_class_tables_and_statement(plus_results: Path) -> None:
             "difference is seed noise is unknown.") in text
     assert "The paper's claim that ADTR+ improves on ADTR holds here." in text
     assert "Our data are not CIFAR-10" in text
+
+
+def test_a_claim_with_both_methods_at_the_ceiling_is_saturated(tmp_path: Path) -> None:
+    values = {(v, name, 0): {"image_auroc": x} for name in ("plane", "car")
+              for v, x in (("adtr", 0.998), ("adtr_plus", 0.997))}
+    _write(tmp_path, "oneclass", {**_one_class(), **_plus_results(
+        "oneclass", values, {"cifar10_image_auroc": {"ADTR": 94.7, "ADTR+": 96.1}},
+        _one_class()["record"])})
+    headline = report.plus_headline(report.load("oneclass", "cpu", tmp_path))
+    assert headline.endswith("The paper's claim that ADTR+ improves on ADTR is saturated here: "
+                             "both are at or above 99.5 % in image AUROC, where no difference "
+                             "can show.")
 
 
 def test_one_class_notes(plus_results: Path, tmp_path: Path) -> None:

@@ -196,6 +196,34 @@ def plus_statement(exp: Experiment) -> str:
     if not differences:
         return "**Cannot be compared.** ADTR and ADTR+ were not both run on the same data."
     paper, where = paper_methods(exp), PAPER_DATA.get(exp.name, "MVTec-AD")
+    parts = [_plus_head(differences)]
+    claimed = [m for m in differences if _paper_gain(paper, m) is not None]
+    if claimed:
+        said = ", ".join(f"{METRIC_NAMES[m]} {paper['ADTR'][m]:.1f} → {paper['ADTR+'][m]:.1f} "
+                         f"({signed(_paper_gain(paper, m))})" for m in claimed)
+        parts.append(f"The paper reports ADTR+ above ADTR on {where}: {said}.")
+    parts += _plus_evidence(differences)
+    parts.append(_plus_claim(exp, differences, claimed))
+    if is_synthetic(exp) or is_stand_in(exp):
+        parts.append(f"Our data are not {where}, so only the direction of these differences "
+                     f"can be set beside the paper's, not their size.")
+    return " ".join(p for p in parts if p)
+
+
+def plus_headline(exp: Experiment) -> str:
+    """What a page on ADTR+ shows first: what ADTR+ does here metric by metric, and what
+    that says of the paper's claim (``plus_statement`` says what it rests on)."""
+    differences = plus_differences(exp)
+    if not differences:
+        return ""
+    claimed = [m for m in differences if _paper_gain(paper_methods(exp), m) is not None]
+    return " ".join(p for p in (_plus_head(differences),
+                                _plus_claim(exp, differences, claimed)) if p)
+
+
+def _plus_head(differences: dict[str, PlusDifference]) -> str:
+    """'**Here ADTR+ shows no clear difference from ADTR in image AUROC; improves on ADTR
+    in AUPRO (one seed).**'"""
     phrases = {"improves": "improves on ADTR in {}",
                "no clear difference": "shows no clear difference from ADTR in {}",
                "worse": "is worse than ADTR in {}"}
@@ -205,33 +233,38 @@ def plus_statement(exp: Experiment) -> str:
               for one in (False, True) for v in phrases}
     head = "; ".join(phrases[v].format(_names(ms)) + (" (one seed)" if one else "")
                      for (v, one), ms in groups.items() if ms)
-    parts = [f"**Here ADTR+ {head}.**"]
-    claimed = [m for m in differences if _paper_gain(paper, m) is not None]
-    if claimed:
-        said = ", ".join(f"{METRIC_NAMES[m]} {paper['ADTR'][m]:.1f} → {paper['ADTR+'][m]:.1f} "
-                         f"({signed(_paper_gain(paper, m))})" for m in claimed)
-        parts.append(f"The paper reports ADTR+ above ADTR on {where}: {said}.")
-    parts += _plus_evidence(differences)
+    return f"**Here ADTR+ {head}.**"
+
+
+def _plus_claim(exp: Experiment, differences: dict[str, PlusDifference],
+                claimed: list[str]) -> str:
+    """What the differences say of the paper's claim, over the ``claimed`` metrics; where
+    both methods are at the ceiling (``stats.SATURATION``) in every one, that no
+    difference can show."""
+    ceiling = [m for m in claimed
+               if min(our_values(exp, m).get(v, 0) for v in ("adtr", "adtr_plus"))
+               >= 100 * stats.SATURATION]
+    if claimed and ceiling == claimed:
+        return (f"The paper's claim that ADTR+ improves on ADTR is saturated here: both are "
+                f"at or above {100 * stats.SATURATION:.1f} % in {_names(ceiling)}, where no "
+                f"difference can show.")
     held = [m for m in claimed if differences[m].verdict == "improves"]
     # an interval that holds 0 cannot say the claim fails: it is not separated
     open_ = [m for m in claimed if differences[m].interval is not None
              and differences[m].verdict == "no clear difference"]
     if len(claimed) == 1:
         said = "holds" if held else "is not separated" if open_ else "does not hold"
-        parts.append(f"The paper's claim that ADTR+ improves on ADTR {said} here.")
-    elif claimed and open_ == claimed:
+        return f"The paper's claim that ADTR+ improves on ADTR {said} here."
+    if claimed and open_ == claimed:
         either = "either metric" if len(claimed) == 2 else "any metric"
-        parts.append(f"The paper's claim that ADTR+ improves on ADTR is not separated here "
-                     f"in {either} it reports ({_names(open_)}).")
-    elif claimed:
-        parts.append(f"The paper's claim that ADTR+ improves on ADTR holds here for "
-                     f"{len(held)} of the {len(claimed)} metrics it reports"
-                     + (f" ({_names(held)})" if held else "")
-                     + (f"; in {_names(open_)} it is not separated." if open_ else "."))
-    if is_synthetic(exp) or is_stand_in(exp):
-        parts.append(f"Our data are not {where}, so only the direction of these differences "
-                     f"can be set beside the paper's, not their size.")
-    return " ".join(parts)
+        return (f"The paper's claim that ADTR+ improves on ADTR is not separated here in "
+                f"{either} it reports ({_names(open_)}).")
+    if claimed:
+        return (f"The paper's claim that ADTR+ improves on ADTR holds here for {len(held)} "
+                f"of the {len(claimed)} metrics it reports"
+                + (f" ({_names(held)})" if held else "")
+                + (f"; in {_names(open_)} it is not separated." if open_ else "."))
+    return ""
 
 
 def _plus_evidence(differences: dict[str, PlusDifference]) -> list[str]:
