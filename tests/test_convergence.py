@@ -183,7 +183,6 @@ def test_the_first_screen_says_what_twice_the_training_changes() -> None:
 
     from adtr import stats
     from adtr.report import convergence as page
-    from adtr.report import statements
 
     def row(a: str, b: str, difference: float, claim_of: str, claim: bool = True) -> dict:
         verdict = stats.BETTER if difference > 0.5 else stats.NOT_SEPARATED
@@ -201,19 +200,25 @@ def test_the_first_screen_says_what_twice_the_training_changes() -> None:
 
     def exp(book_rows: list[dict]) -> SimpleNamespace:
         return SimpleNamespace(table={"long_intervals": long, "book_intervals": book_rows,
-                                      "long_curves": curves}.get)
+                                      "long_curves": curves, "rule": {"long_epochs": 480}}.get)
 
     # the reference row (ADTR - PCA) changes too, but it is not a claim pair
     assert page.verdict_changes(exp(book)) == (
         2, ["Table 4a Attn + Query (ADTR) − CNN: agrees → not separated"])
-    assert statements._longer_training(exp(book), 480, 240) == (
-        " On grass, coins and horse, runs of 480 epochs change the verdict of the book's "
+    assert page.longer_training(exp(book), 480, 240) == (
+        "On grass, coins and horse, runs of 480 epochs change the verdict of the book's "
         "240-epoch runs for 1 of 2 claim pairs: Table 4a Attn + Query (ADTR) − CNN: agrees → "
         "not separated.")
     same = [long[0], book[1], long[2]]
-    assert statements._longer_training(exp(same), 480, 240).endswith(
+    assert page.longer_training(exp(same), 480, 240).endswith(
         "give the verdict of the book's 240-epoch runs for both claim pairs.")
-    assert statements._longer_training(exp([]), 480, 240) == ""
+    assert page.longer_training(exp([]), 480, 240) == ""
+    assert page.claims_statement(exp(book), 240).startswith(
+        "**Training longer changes verdicts here.** On grass, coins and horse, runs of 480 "
+        "epochs change")
+    assert page.claims_statement(exp(same), 240).startswith(
+        "**Training longer changes no verdict here.**")
+    assert page.claims_statement(exp([]), 240) == ""
 
 
 def test_the_page_says_how_the_schedule_hangs_on_the_tolerance() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from adtr import catalog
-from adtr.report.formatting import interval, plural
+from adtr.report.formatting import interval, listing, plural
 from adtr.report.loading import Experiment
 from adtr.report.verdicts import comparisons_from
 
@@ -241,4 +241,33 @@ def verdict_changes(exp: Experiment) -> tuple[int, list[str]]:
                 changed.append(f"{experiment.short_title} {experiment.labels[c.a]} − "
                                f"{experiment.labels[c.b]}: {shorter.verdict} → {c.verdict}")
     return compared, changed
+
+
+def longer_training(exp: Experiment, long_epochs: int, book_epochs: int) -> str:
+    """'On grass, coins and horse, runs of 480 epochs give the verdict of the book's
+    240-epoch runs for all 5 claim pairs.' (or name those they change); '' where the study
+    has no such pairs."""
+    compared, changed = verdict_changes(exp)
+    if not compared:
+        return ""
+    categories = list(dict.fromkeys(r["category"] for r in exp.table("long_curves") or []))
+    where = f"On {listing(categories)}, runs of {long_epochs} epochs"
+    if not changed:
+        return (f"{where} give the verdict of the book's {book_epochs}-epoch runs for "
+                f"{'both' if compared == 2 else f'all {compared}'} claim pairs.")
+    return (f"{where} change the verdict of the book's {book_epochs}-epoch runs for "
+            f"{len(changed)} of {compared} claim pairs: {'; '.join(changed)}.")
+
+
+def claims_statement(exp: Experiment, book_epochs: int) -> str:
+    """The page's first finding: whether training twice as long changes a claim's verdict
+    on the long runs' categories."""
+    found = rule(exp)
+    said = longer_training(exp, found["long_epochs"], book_epochs) if found else ""
+    if not said:
+        return ""
+    _, changed = verdict_changes(exp)
+    head = ("**Training longer changes no verdict here.**" if not changed else
+            "**Training longer changes verdicts here.**")
+    return f"{head} {said} The table under *The claims at the plateau* gives both."
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from adtr import catalog, stats
-from adtr.report.convergence import verdict_changes
+from adtr.report.convergence import longer_training
 from adtr.report.data import data_label, is_stand_in, is_synthetic
 from adtr.report.formatting import listing, over_seeds, percent, plural, signed
 from adtr.report.loading import (
@@ -492,7 +492,8 @@ def _convergence_line(convergence: Experiment | None) -> str:
         return ""
     page = "({doc}`convergence <convergence>`)"
     book = checked[0]["book_epochs"]
-    changes = _longer_training(convergence, rule["long_epochs"], book)
+    changes = longer_training(convergence, rule["long_epochs"], book)
+    changes = f" {changes}" if changes else ""
     if not behind and book >= rule["epochs"] and rule["enough"]:
         categories = list(dict.fromkeys(r["category"]
                                         for r in convergence.table("long_curves") or []))
@@ -513,22 +514,6 @@ def _convergence_line(convergence: Experiment | None) -> str:
             f"({labels.get(worst['variant'], worst['variant'])}: "
             f"{worst['gap_points']:.2f} points); the rule asks for {rule['epochs']} "
             f"epochs{unconfirmed} {page}.{changes}")
-
-
-def _longer_training(convergence: Experiment, long_epochs: int, book_epochs: int) -> str:
-    """' On grass, coins and horse, runs of 480 epochs give the book's verdict for all 5
-    claim pairs.' (or name those they change); '' where the study has no such pairs."""
-    compared, changed = verdict_changes(convergence)
-    if not compared:
-        return ""
-    categories = list(dict.fromkeys(r["category"] for r in convergence.table("long_curves")
-                                    or []))
-    where = f" On {listing(categories)}, runs of {long_epochs} epochs"
-    if not changed:
-        return (f"{where} give the verdict of the book's {book_epochs}-epoch runs for "
-                f"{'both' if compared == 2 else f'all {compared}'} claim pairs.")
-    return (f"{where} change the verdict of the book's {book_epochs}-epoch runs for "
-            f"{len(changed)} of {compared} claim pairs: {'; '.join(changed)}.")
 
 
 def findings(experiments: dict[str, Experiment | None], paper_samples: int) -> str:
