@@ -355,7 +355,8 @@ def _claim_title(name: str) -> str:
 
 #: The convergence figures' panels: (curve statistic, title, axis label, log scale).
 _CONVERGENCE_PANELS = (
-    ("pixel_auroc", "Pixel AUROC", "pixel AUROC (%), test-set probe", False),
+    ("pixel_auroc", "Pixel AUROC, category mean",
+     "pixel AUROC (%), test-set probe", False),
     ("image_auroc", "Image AUROC", "image AUROC (%), test-set probe", False),
     ("train_loss", "Training loss", "training loss (log scale)", True),
     ("error_normal", "Error at normal tokens", "test-set error (log scale)", True))
@@ -376,20 +377,28 @@ def _zoom_on_the_plateau(ax: Any, epochs: pd.Series, values: pd.Series) -> None:
 def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
                        title: str = "") -> Figure:
     """The long runs over training (``convergence.curves``): one panel per statistic, a
-    colour per variant, a line style per category; dotted lines at the long runs' lr cut
-    and the book's schedule and its cut (``rule``: ``convergence.schedule_rule``)."""
+    colour per variant; pixel AUROC as the category mean the rule reads, the others a line
+    style per category. A grey band after the long runs' lr cut, a black line at the
+    schedule the rule picks (``rule``: ``convergence.schedule_rule``)."""
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 7.8), layout="constrained")
     colours = dict(zip(curves["variant"].unique(), plt.colormaps["tab10"].colors, strict=False))
     styles = dict(zip(curves["category"].unique(), ("-", "--", ":", "-."), strict=False))
     for ax, (column, panel, ylabel, log) in zip(axes.ravel(), _CONVERGENCE_PANELS,
                                                 strict=True):
         scale = 1 if log else 100  # AUROCs in %
-        for (variant, category), rows in curves.groupby(["variant", "category"], sort=False):
-            rows = rows.dropna(subset=[column]).sort_values("epoch")
-            ax.plot(rows["epoch"], scale * rows[column], styles[category],
-                    color=colours[variant], lw=1.4)
-        for epoch, style in ((rule["long_lr_cut_epoch"], ":"), (rule["epochs"], "--")):
-            ax.axvline(epoch, color="black", lw=0.9, ls=style)
+        if column == "pixel_auroc":  # what the rule reads: one curve per variant
+            means = curves.groupby(["variant", "epoch"], sort=False)[column].mean()
+            for variant, rows in means.groupby(level="variant", sort=False):
+                rows = rows.droplevel("variant").sort_index()
+                ax.plot(rows.index, scale * rows.values, color=colours[variant], lw=1.8)
+        else:
+            for (variant, category), rows in curves.groupby(["variant", "category"],
+                                                            sort=False):
+                rows = rows.dropna(subset=[column]).sort_values("epoch")
+                ax.plot(rows["epoch"], scale * rows[column], styles[category],
+                        color=colours[variant], lw=1.4)
+        ax.axvspan(rule["long_lr_cut_epoch"], rule["long_epochs"], color="0.9", zorder=0)
+        ax.axvline(rule["epochs"], color="black", lw=1.3)
         values = curves[column].dropna()
         if log and len(values) and values.min() > 0 and values.max() > 10 * values.min():
             ax.set_yscale("log")  # only where the values span more than a factor of 10
@@ -405,8 +414,8 @@ def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
     handles = [plt.Line2D([], [], color=c, lw=2, label=labels.get(v, v))
                for v, c in colours.items()]
     handles += [plt.Line2D([], [], color="grey", ls=s, label=c) for c, s in styles.items()]
-    handles += [plt.Line2D([], [], color="black", ls=":", lw=0.9, label="long runs' lr cut"),
-                plt.Line2D([], [], color="black", ls="--", lw=0.9,
+    handles += [matplotlib.patches.Patch(color="0.9", label="after the long runs' lr cut"),
+                plt.Line2D([], [], color="black", lw=1.3,
                            label=f"the rule's schedule ({rule['epochs']} epochs)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=3)
     if title:
