@@ -303,6 +303,17 @@ def test_provenance(results: Path) -> None:
     assert list(summary["Experiment"]) == ["Main results", "Table 4a", "Fig. 5"]
     assert set(summary["Backbone (weights)"]) == {"efficientnet_lite0 (pip package)"}
     assert len(report.run_table(experiments["attention_query"])) == 16
+    assert info["Seeds"] == "0, 1"
+
+
+def test_provenance_gives_the_seeds_of_the_runs(tmp_path: Path) -> None:
+    """A study that runs more seeds than its set-up's (the convergence seed check) says so."""
+    pixels = {("adtr", "a", s): 0.9 for s in (0, 1, 2)}
+    data = _results("attention_query", pixels, PAPER_4A)
+    data["record"]["seeds"] = [0]
+    _write(tmp_path, "attention_query", data)
+    exp = report.load("attention_query", "cpu", tmp_path)
+    assert report.provenance(exp)["Seeds"] == "0, 1, 2"
 
 
 def test_config_table_groups_experiments_and_marks_departures(results: Path) -> None:

@@ -78,6 +78,14 @@ def _software(exp: Experiment) -> tuple[list[str], list[str]]:
     return versions, commits
 
 
+def _seeds(exp: Experiment) -> str:
+    """The seeds of the experiment's runs (a study can run more than its set-up's, e.g. the
+    convergence study's seed check); the record's where it has no runs of its own."""
+    runs = _run_records(exp)
+    seeds = sorted({r.seed for r in runs}) if runs else list(exp.record.seeds)
+    return ", ".join(str(s) for s in seeds)
+
+
 def _epochs(exp: Experiment) -> str:
     """Epochs trained; ADTR+ runs as 'base + fine-tuning'."""
     runs = _run_records(exp)
@@ -156,7 +164,7 @@ def provenance(exp: Experiment, others: Iterable[Experiment] = ()) -> dict[str, 
         "Backbone and weights": "; ".join(f"{n}: {w}" for n, w in backbones(exp, others)),
         "Epochs trained": _epochs(exp),
         **({"ADTR+ anomalies": anomalies} if anomalies else {}),
-        "Seeds": ", ".join(str(s) for s in record.seeds),
+        "Seeds": _seeds(exp),
         "Runs": str(len(exp.runs)) if not exp.runs.empty else "reuses the main runs",
         "Device": "; ".join(_devices(exp)),
         "Software": "; ".join(versions),
