@@ -122,15 +122,18 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, force: bo
 
 
 def without_machine_paths(executed: Path) -> None:
-    """Take the project's own folder out of an executed notebook: papermill records the
-    input and output paths, and cells print paths of results. What the published copy says
-    is then where things lie in the project, not on the machine that ran it (as
+    """Take the project's own folder and the Python environment's out of an executed
+    notebook: papermill records the input and output paths, cells print paths of results,
+    and warnings name the installed packages' files. What the published copy says is then
+    where things lie in the project or the environment, not on the machine that ran it (as
     ``records.portable_path`` does for the results)."""
-    root = f"{project_root().resolve().as_posix()}/"
-    text = executed.read_text()
-    if root in text:
+    folders = {f"{Path(p).resolve().as_posix()}/" for p in (project_root(), sys.prefix)}
+    text = original = executed.read_text()
+    for folder in sorted(folders, key=len, reverse=True):  # the deeper one first
+        text = text.replace(folder, "")
+    if text != original:
         with atomic_path(executed) as tmp:
-            tmp.write_text(text.replace(root, ""))
+            tmp.write_text(text)
 
 
 #: Parameters that say where things are, not what is computed: a batch given only these

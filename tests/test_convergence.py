@@ -213,6 +213,8 @@ def test_the_first_screen_says_what_twice_the_training_changes() -> None:
     assert page.longer_training(exp(same), 480, 240).endswith(
         "give the verdict of the book's 240-epoch runs for both claim pairs.")
     assert page.longer_training(exp([]), 480, 240) == ""
+    one = page.longer_training(exp([long[0]]), 480, 240)
+    assert one.endswith("give the verdict of the book's 240-epoch runs for its one claim pair.")
     assert page.claims_statement(exp(book), 240).startswith(
         "**Training longer changes verdicts here.** On grass, coins and horse, runs of 480 "
         "epochs change")
@@ -231,15 +233,20 @@ def test_the_page_says_how_the_schedule_hangs_on_the_tolerance() -> None:
              "enough": False},
             {"tolerance": 0.002, "slowest": "cnn", "plateau_epoch": 250, "epochs": 320,
              "enough": False}]
-    tables = {"rule": found, "rule_by_tolerance": rows, "labels": {"adtr": "ADTR"}}
+    tables = {"rule": found, "rule_by_tolerance": rows, "labels": {"adtr": "ADTR"},
+              "against_long": [{"book_epochs": 240}]}
     text = page.tolerance_statement(SimpleNamespace(table=tables.get))
     assert text.startswith("**The rule at other tolerances.** 0.1 points: 390 epochs (ADTR "
                            "flat from epoch 310); 0.2 points: 320 epochs (cnn flat from "
                            "epoch 250).")
-    assert text.endswith("from 320 to 390 epochs over these tolerances.")
+    assert text.endswith("from 320 to 390 epochs over these tolerances. None asks for as few "
+                         "as the book's 240.")
+    short = {**tables, "against_long": [{"book_epochs": 320}]}
+    assert page.tolerance_statement(SimpleNamespace(table=short.get)).endswith(
+        "At the loosest, the book's 320 epochs would do.")
     same = {**tables, "rule_by_tolerance": [rows[0], {**rows[1], "epochs": 390}]}
     assert page.tolerance_statement(SimpleNamespace(table=same.get)).endswith(
-        "every one asks for 390 epochs.")
+        "every one asks for 390 epochs. None asks for as few as the book's 240.")
     assert page.tolerance_statement(SimpleNamespace(table=lambda name: None)) == ""
 
 

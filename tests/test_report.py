@@ -627,14 +627,15 @@ def test_plus_verdicts_rest_on_paired_intervals(tmp_path: Path) -> None:
     assert table.loc["mean", "ADTR+ − ADTR"] == "+4.00 [-0.50, +8.00]"
     assert report.plus_difference_caption(exp) == (
         "ADTR+ − ADTR in points, taken run by run (same category and seed): image AUROC and "
-        "pixel AUROC with its paired 95 % test-image interval, AUPRO seed 0.")
+        "pixel AUROC each with its paired 95 % test-image interval, AUPRO seed 0.")
     row = report.overview({"adtr_plus": exp}, 600).iloc[0]
     assert row["Verdict"] == "not separated"
+    assert row["Ours"] == "ADTR+ − ADTR: +4.00 [-0.50, +8.00] pixel AUROC (synthetic)"
     assert report.plus_headline(exp) == (
         "**Here ADTR+ improves on ADTR in image AUROC; shows no clear difference from ADTR in "
         "pixel AUROC; is worse than ADTR in AUPRO (one seed).** The paper's claim that ADTR+ "
         "improves on ADTR holds here for 1 of the 2 metrics it reports (image AUROC); in pixel "
-        "AUROC it is not separated.")
+        "AUROC it is not separated. The paired intervals are below.")
     # both of the paper's metrics not separated: the claim is not separated, not 'fails'
     _write(tmp_path / "both", "adtr_plus", {
         **_plus_results("adtr_plus", values, paper, record),
@@ -642,7 +643,6 @@ def test_plus_verdicts_rest_on_paired_intervals(tmp_path: Path) -> None:
     text = report.plus_statement(report.load("adtr_plus", "cpu", tmp_path / "both"))
     assert ("claim that ADTR+ improves on ADTR is not separated here in either metric it "
             "reports (image AUROC and pixel AUROC).") in text
-    assert row["Ours"] == "ADTR+ − ADTR: +4.00 [-0.50, +8.00] pixel AUROC (synthetic)"
 
 
 def test_plus_settings_come_from_the_record_or_the_profile(plus_results: Path) -> None:
@@ -679,7 +679,7 @@ def test_one_class_tables_and_statement(plus_results: Path) -> None:
     assert "image AUROC 94.7 → 96.1 (+1.4)" in text
     assert ("Ours, ADTR+ − ADTR: image AUROC +2.0 points, with one seed, so how much of this "
             "difference is seed noise is unknown.") in text
-    assert "The paper's claim that ADTR+ improves on ADTR holds here." in text
+    assert "The paper's claim that ADTR+ improves on ADTR holds here (one seed)." in text
     assert "Our data are not CIFAR-10" in text
 
 
@@ -690,6 +690,8 @@ def test_a_claim_with_both_methods_at_the_ceiling_is_saturated(tmp_path: Path) -
         "oneclass", values, {"cifar10_image_auroc": {"ADTR": 94.7, "ADTR+": 96.1}},
         _one_class()["record"])})
     headline = report.plus_headline(report.load("oneclass", "cpu", tmp_path))
+    # at the ceiling, -0.1 is no 'worse'
+    assert headline.startswith("**Here ADTR+ is at the ceiling with ADTR in image AUROC.**")
     assert headline.endswith("The paper's claim that ADTR+ improves on ADTR is saturated here: "
                              "both are at or above 99.5 % in image AUROC, where no difference "
                              "can show.")

@@ -1,6 +1,7 @@
 """The papermill batch on two tiny notebooks: one works, one fails."""
 
 import json
+import sys
 from pathlib import Path
 
 import nbformat
@@ -189,6 +190,10 @@ def test_executed_notebooks_keep_no_machine_path(tmp_path) -> None:
         "other": "/elsewhere/file"}))
     reproduce.without_machine_paths(executed)
     notebook = json.loads(executed.read_text())
+    warning = f"{Path(sys.prefix).resolve().as_posix()}/lib/tqdm/auto.py:21: TqdmWarning"
+    executed.write_text(json.dumps({"text": warning}))
+    reproduce.without_machine_paths(executed)  # the environment, wherever it lies
+    assert json.loads(executed.read_text())["text"] == "lib/tqdm/auto.py:21: TqdmWarning"
     assert notebook["metadata"]["papermill"] == {
         "input_path": "notebooks/02_attention_query.ipynb",
         "output_path": "results/cpu/executed/02_attention_query.ipynb"}

@@ -112,7 +112,7 @@ def plateau_table(exp: Experiment) -> pd.DataFrame:
                 "Below the best (points)": f"{book['gap_points']:.2f}",
                 "Within the tolerance": "yes" if book["within"] else "**no**"})
             if "end_gap_points" in book:  # results written before the end was kept lack it
-                row["Below the long runs' end (points)"] = f"{book['end_gap_points']:.2f}"
+                row["Long runs' end − book's run (points)"] = f"{book['end_gap_points']:+.2f}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -123,6 +123,7 @@ def tolerance_statement(exp: Experiment) -> str:
     rows, found = exp.table("rule_by_tolerance") or [], rule(exp)
     if not rows or not found:
         return ""
+    book = next((r["book_epochs"] for r in exp.table("against_long") or []), None)
     said = "; ".join(f"{100 * r['tolerance']:.1f} points: {r['epochs']} epochs "
                      f"({_name(exp, r['slowest'])} flat from epoch {r['plateau_epoch']})"
                      for r in rows)
@@ -130,9 +131,13 @@ def tolerance_statement(exp: Experiment) -> str:
     text = (f"**The rule at other tolerances.** {said}. The study's own tolerance, "
             f"{100 * found['tolerance']:.1f} points, was set before the long runs and still "
             f"decides; the others show how much the schedule hangs on it")
-    if low == high:
-        return text + f": not at all, every one asks for {low} epochs."
-    return text + f": from {low} to {high} epochs over these tolerances."
+    text += (f": not at all, every one asks for {low} epochs." if low == high else
+             f": from {low} to {high} epochs over these tolerances.")
+    if book is not None and low > book:
+        text += f" None asks for as few as the book's {book}."
+    elif book is not None:
+        text += f" At the loosest, the book's {book} epochs would do."
+    return text
 
 
 def flattened_table(exp: Experiment) -> pd.DataFrame:
@@ -253,8 +258,9 @@ def longer_training(exp: Experiment, long_epochs: int, book_epochs: int) -> str:
     categories = list(dict.fromkeys(r["category"] for r in exp.table("long_curves") or []))
     where = f"On {listing(categories)}, runs of {long_epochs} epochs"
     if not changed:
-        return (f"{where} give the verdict of the book's {book_epochs}-epoch runs for "
-                f"{'both' if compared == 2 else f'all {compared}'} claim pairs.")
+        pairs = {1: "its one claim pair", 2: "both claim pairs"}.get(
+            compared, f"all {compared} claim pairs")
+        return f"{where} give the verdict of the book's {book_epochs}-epoch runs for {pairs}."
     return (f"{where} change the verdict of the book's {book_epochs}-epoch runs for "
             f"{len(changed)} of {compared} claim pairs: {'; '.join(changed)}.")
 

@@ -196,7 +196,7 @@ def plus_statement(exp: Experiment) -> str:
     if not differences:
         return "**Cannot be compared.** ADTR and ADTR+ were not both run on the same data."
     paper, where = paper_methods(exp), PAPER_DATA.get(exp.name, "MVTec-AD")
-    parts = [_plus_head(differences)]
+    parts = [_plus_head(exp, differences)]
     claimed = [m for m in differences if _paper_gain(paper, m) is not None]
     if claimed:
         said = ", ".join(f"{METRIC_NAMES[m]} {paper['ADTR'][m]:.1f} → {paper['ADTR+'][m]:.1f} "
@@ -217,44 +217,57 @@ def plus_headline(exp: Experiment) -> str:
     if not differences:
         return ""
     claimed = [m for m in differences if _paper_gain(paper_methods(exp), m) is not None]
-    return " ".join(p for p in (_plus_head(differences),
-                                _plus_claim(exp, differences, claimed)) if p)
+    said = [_plus_head(exp, differences), _plus_claim(exp, differences, claimed)]
+    if any(d.interval is not None for d in differences.values()):
+        said.append("The paired intervals are below.")
+    return " ".join(p for p in said if p)
 
 
-def _plus_head(differences: dict[str, PlusDifference]) -> str:
+def _at_ceiling(exp: Experiment, metrics: Iterable[str]) -> list[str]:
+    """The metrics in which ADTR and ADTR+ both are at or above ``stats.SATURATION``."""
+    return [m for m in metrics
+            if min(our_values(exp, m).get(v, 0) for v in ("adtr", "adtr_plus"))
+            >= 100 * stats.SATURATION]
+
+
+def _plus_head(exp: Experiment, differences: dict[str, PlusDifference]) -> str:
     """'**Here ADTR+ shows no clear difference from ADTR in image AUROC; improves on ADTR
-    in AUPRO (one seed).**'"""
+    in AUPRO (one seed).**' Metrics where both are at the ceiling are said as such, not
+    read as a difference."""
+    ceiling = _at_ceiling(exp, differences)
+    parts = [f"is at the ceiling with ADTR in {_names(ceiling)}"] if ceiling else []
     phrases = {"improves": "improves on ADTR in {}",
                "no clear difference": "shows no clear difference from ADTR in {}",
                "worse": "is worse than ADTR in {}"}
     # a difference of one seed with no interval is marked as such, as in the tables
-    groups = {(v, one): [m for m, d in differences.items() if d.verdict == v
-                         and d.verdict_text.endswith("(one seed)") == one]
-              for one in (False, True) for v in phrases}
-    head = "; ".join(phrases[v].format(_names(ms)) + (" (one seed)" if one else "")
-                     for (v, one), ms in groups.items() if ms)
-    return f"**Here ADTR+ {head}.**"
+    for one in (False, True):
+        for verdict, phrase in phrases.items():
+            found = [m for m, d in differences.items() if m not in ceiling
+                     and d.verdict == verdict and d.verdict_text.endswith("(one seed)") == one]
+            if found:
+                parts.append(phrase.format(_names(found)) + (" (one seed)" if one else ""))
+    return f"**Here ADTR+ {'; '.join(parts)}.**"
 
 
 def _plus_claim(exp: Experiment, differences: dict[str, PlusDifference],
                 claimed: list[str]) -> str:
-    """What the differences say of the paper's claim, over the ``claimed`` metrics; where
-    both methods are at the ceiling (``stats.SATURATION``) in every one, that no
-    difference can show."""
-    ceiling = [m for m in claimed
-               if min(our_values(exp, m).get(v, 0) for v in ("adtr", "adtr_plus"))
-               >= 100 * stats.SATURATION]
+    """What the differences say of the paper's claim, over the ``claimed`` metrics: where
+    both methods are at the ceiling in every one, that no difference can show; a difference
+    of one seed without an interval marked as such; no clear difference as not separated
+    (it cannot say that the claim fails)."""
+    ceiling = _at_ceiling(exp, claimed)
     if claimed and ceiling == claimed:
         return (f"The paper's claim that ADTR+ improves on ADTR is saturated here: both are "
                 f"at or above {100 * stats.SATURATION:.1f} % in {_names(ceiling)}, where no "
                 f"difference can show.")
+    claimed = [m for m in claimed if m not in ceiling]
     held = [m for m in claimed if differences[m].verdict == "improves"]
-    # an interval that holds 0 cannot say the claim fails: it is not separated
-    open_ = [m for m in claimed if differences[m].interval is not None
-             and differences[m].verdict == "no clear difference"]
+    open_ = [m for m in claimed if differences[m].verdict == "no clear difference"]
+    one_seed = any(differences[m].verdict_text.endswith("(one seed)") for m in claimed)
     if len(claimed) == 1:
         said = "holds" if held else "is not separated" if open_ else "does not hold"
-        return f"The paper's claim that ADTR+ improves on ADTR {said} here."
+        return (f"The paper's claim that ADTR+ improves on ADTR {said} here"
+                + (" (one seed)." if one_seed else "."))
     if claimed and open_ == claimed:
         either = "either metric" if len(claimed) == 2 else "any metric"
         return (f"The paper's claim that ADTR+ improves on ADTR is not separated here in "
@@ -263,7 +276,8 @@ def _plus_claim(exp: Experiment, differences: dict[str, PlusDifference],
         return (f"The paper's claim that ADTR+ improves on ADTR holds here for {len(held)} "
                 f"of the {len(claimed)} metrics it reports"
                 + (f" ({_names(held)})" if held else "")
-                + (f"; in {_names(open_)} it is not separated." if open_ else "."))
+                + (f"; in {_names(open_)} it is not separated" if open_ else "")
+                + (" (one seed where there is no interval)." if one_seed else "."))
     return ""
 
 
@@ -310,7 +324,8 @@ def plus_difference_caption(exp: Experiment, metric: str | None = None) -> str:
     said = f"ADTR+ − ADTR in points, taken run by run (same {unit} and seed)"
     if not with_interval:
         return f"{said}, {over}."
-    said += f": {_names(with_interval)} with its paired 95 % test-image interval"
+    each = "each " if len(with_interval) > 1 else ""
+    said += f": {_names(with_interval)} {each}with its paired 95 % test-image interval"
     return said + (f", {_names(without)} {over}." if without else ".")
 
 
@@ -499,7 +514,7 @@ def _convergence_line(convergence: Experiment | None) -> str:
                                         for r in convergence.table("long_curves") or []))
         return (f"**Trained to the plateau.** At the book's {book} epochs every trained "
                 f"Table 4 variant is within {100 * rule['tolerance']:.1f} points of its best "
-                f"in runs of {rule['long_epochs']} epochs on {' and '.join(categories)}, and "
+                f"in runs of {rule['long_epochs']} epochs on {listing(categories)}, and "
                 f"the rule that reads the schedule off those runs asks for {rule['epochs']} "
                 f"{page}.{changes}")
     unconfirmed = "" if rule["enough"] else ", and those runs are too short to confirm it"
