@@ -386,11 +386,13 @@ def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
     for ax, (column, panel, ylabel, log) in zip(axes.ravel(), _CONVERGENCE_PANELS,
                                                 strict=True):
         scale = 1 if log else 100  # AUROCs in %
+        shown = curves  # what the panel plots, which its axis zooms on
         if column == "pixel_auroc":  # what the rule reads: one curve per variant
-            means = curves.groupby(["variant", "epoch"], sort=False)[column].mean()
-            for variant, rows in means.groupby(level="variant", sort=False):
-                rows = rows.droplevel("variant").sort_index()
-                ax.plot(rows.index, scale * rows.values, color=colours[variant], lw=1.8)
+            shown = curves.groupby(["variant", "epoch"], sort=False)[column].mean(
+                ).reset_index()
+            for variant, rows in shown.groupby("variant", sort=False):
+                rows = rows.sort_values("epoch")
+                ax.plot(rows["epoch"], scale * rows[column], color=colours[variant], lw=1.8)
         else:
             for (variant, category), rows in curves.groupby(["variant", "category"],
                                                             sort=False):
@@ -406,7 +408,7 @@ def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
         else:
             ylabel = ylabel.replace(" (log scale)", "")
         if not log:
-            _zoom_on_the_plateau(ax, curves["epoch"], scale * curves[column])
+            _zoom_on_the_plateau(ax, shown["epoch"], scale * shown[column])
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.set_title(panel)
