@@ -198,32 +198,39 @@ def seed_statement(exp: Experiment) -> str:
                    "edge of its interval could change with the seed.")
 
 
+def _beside_book(exp: Experiment):
+    """Each Table 4 claim's pairs on the long runs (``long_intervals``) with the same pair
+    on the book's runs of those categories (``book_intervals``; None where it has none):
+    (experiment, long runs' comparison, book's comparison)."""
+    rows, book_rows = exp.table("long_intervals") or [], exp.table("book_intervals") or []
+    for claim in dict.fromkeys(r["claim_of"] for r in rows):
+        experiment = catalog.get(claim)
+        book = {(c.a, c.b): c for c in comparisons_from(
+            [r for r in book_rows if r["claim_of"] == claim])}
+        for c in comparisons_from([r for r in rows if r["claim_of"] == claim]):
+            yield experiment, c, book.get((c.a, c.b))
+
+
 def long_verdicts(exp: Experiment) -> pd.DataFrame:
     """Each Table 4 claim's pairs decided on the long runs (their last epoch, the long runs'
     categories): a − b in points with its paired 95 % interval, the categories where its
     sign holds, and the verdict; beside them, the same pair on the book's runs of the same
     categories (where the results hold them), so that what twice the training changes
     shows."""
-    rows = exp.table("long_intervals") or []
-    book_rows = exp.table("book_intervals") or []
+    with_book = bool(exp.table("book_intervals"))
     table = []
-    for claim in dict.fromkeys(r["claim_of"] for r in rows):
-        experiment = catalog.get(claim)
-        book = {(c.a, c.b): c for c in comparisons_from(
-            [r for r in book_rows if r["claim_of"] == claim])}
-        for c in comparisons_from([r for r in rows if r["claim_of"] == claim]):
-            row = {"Claim": experiment.short_title,
-                   "Pair a − b": f"{experiment.labels[c.a]} − {experiment.labels[c.b]}",
-                   "Long runs (points)": interval(c.difference, c.low, c.high),
-                   "Sign holds in": c.sign_holds,
-                   "Verdict": c.verdict if c.claim else "(a reference row)"}
-            shorter = book.get((c.a, c.b))
-            if book_rows:
-                row["Book's runs (points)"] = "—" if shorter is None else interval(
-                    shorter.difference, shorter.low, shorter.high)
-                row["Verdict there"] = "—" if shorter is None else (
-                    shorter.verdict if shorter.claim else "(a reference row)")
-            table.append(row)
+    for experiment, c, shorter in _beside_book(exp):
+        row = {"Claim": experiment.short_title,
+               "Pair a − b": f"{experiment.labels[c.a]} − {experiment.labels[c.b]}",
+               "Long runs (points)": interval(c.difference, c.low, c.high),
+               "Sign holds in": c.sign_holds,
+               "Verdict": c.verdict if c.claim else "(a reference row)"}
+        if with_book:
+            row["Book's runs (points)"] = "—" if shorter is None else interval(
+                shorter.difference, shorter.low, shorter.high)
+            row["Verdict there"] = "—" if shorter is None else (
+                shorter.verdict if shorter.claim else "(a reference row)")
+        table.append(row)
     return pd.DataFrame(table)
 
 
@@ -231,20 +238,14 @@ def verdict_changes(exp: Experiment) -> tuple[int, list[str]]:
     """The claim pairs decided on both the long runs and the book's runs of the same
     categories: how many there are, and each whose verdict differs, as 'Table 4a ADTR −
     CNN: agrees → not separated' (book's → long runs')."""
-    rows, book_rows = exp.table("long_intervals") or [], exp.table("book_intervals") or []
     compared, changed = 0, []
-    for claim in dict.fromkeys(r["claim_of"] for r in rows):
-        experiment = catalog.get(claim)
-        book = {(c.a, c.b): c for c in comparisons_from(
-            [r for r in book_rows if r["claim_of"] == claim]) if c.claim}
-        for c in comparisons_from([r for r in rows if r["claim_of"] == claim]):
-            shorter = book.get((c.a, c.b))
-            if not c.claim or shorter is None:
-                continue
-            compared += 1
-            if shorter.verdict != c.verdict:
-                changed.append(f"{experiment.short_title} {experiment.labels[c.a]} − "
-                               f"{experiment.labels[c.b]}: {shorter.verdict} → {c.verdict}")
+    for experiment, c, shorter in _beside_book(exp):
+        if not c.claim or shorter is None:
+            continue
+        compared += 1
+        if shorter.verdict != c.verdict:
+            changed.append(f"{experiment.short_title} {experiment.labels[c.a]} − "
+                           f"{experiment.labels[c.b]}: {shorter.verdict} → {c.verdict}")
     return compared, changed
 
 

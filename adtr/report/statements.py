@@ -432,8 +432,7 @@ def _overview_plus(exp: Experiment, link: str, paper_samples: int = 0) -> dict[s
                 "no clear difference": NOT_SEPARATED if difference.interval is not None
                 else difference.verdict}
     verdict = readings[difference.verdict]
-    means = our_values(exp, metric)
-    if min(means.get("adtr", 0), means.get("adtr_plus", 0)) >= 100 * stats.SATURATION:
+    if _at_ceiling(exp, [metric]):
         verdict = stats.SATURATED  # both at the ceiling: no difference can show
     elif difference.verdict_text.endswith("(one seed)"):
         verdict += " (one seed)"
