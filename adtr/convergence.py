@@ -60,10 +60,11 @@ def labels() -> dict[str, str]:
     return names
 
 
-def categories(setup: experiments.Setup) -> list[str]:
-    """The long runs' categories: the study's where the set-up has them, else the set-up's
-    first texture and first object."""
-    chosen = [c for c in catalog.CONVERGENCE.categories if c in setup.categories]
+def categories(setup: experiments.Setup,
+               wanted: tuple[str, ...] = catalog.CONVERGENCE.categories) -> list[str]:
+    """The long runs' categories (or, given the study's ``seed_categories``, the seed
+    check's): those of ``wanted`` the set-up has, else its first texture and first object."""
+    chosen = [c for c in wanted if c in setup.categories]
     if chosen:
         return chosen
     kinds = {c: study.category_kind(c) for c in setup.categories}

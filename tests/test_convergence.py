@@ -96,8 +96,17 @@ def test_the_study_trains_each_distinct_variant_once(tiny_root: Path) -> None:
     assert convergence.variants(cpu)["pixels_standardised"] == {
         "variant": "pixels", "backbone": "pixels", "standardize": True}
     assert convergence.labels()["adtr"] == "ADTR"
-    # neither grass nor coins in this set: its first texture (no object)
-    assert convergence.categories(setup) == ["grass"]
+    # the study's categories this set has; the seed check's: grass alone
+    assert convergence.categories(setup) == ["brick", "grass"]
+    assert convergence.categories(setup, catalog.CONVERGENCE.seed_categories) == ["grass"]
+    # none of them: the set's first texture and first object
+    other = experiments.Setup(None, ["wood", "bottle", "tile"], [0], Path("."), Path("."))
+    assert convergence.categories(other) == ["wood", "bottle"]
+    six = experiments.Setup(None, ["brick", "coins", "grass", "gravel", "horse", "logo"],
+                            [0], Path("."), Path("."))
+    assert convergence.categories(six) == six.categories  # the long runs: all six
+    assert convergence.categories(six, catalog.CONVERGENCE.seed_categories) == [
+        "grass", "coins", "horse"]
     assert catalog.get("convergence").kind == "study"
     assert all(e.kind in catalog.KINDS for e in catalog.EXPERIMENTS.values())
 
