@@ -353,16 +353,14 @@ def _claim_title(name: str) -> str:
     return EXPERIMENTS[name].short_title if name in EXPERIMENTS else name
 
 
-#: The convergence figures' panels: (curve statistic, title, axis label, log scale).
+#: The convergence figure's panels: (curve statistic, title, axis label, log scale).
 _CONVERGENCE_PANELS = (
-    ("pixel_auroc", "Pixel AUROC, category mean",
-     "pixel AUROC (%), test-set probe", False),
+    ("pixel_auroc", "Pixel AUROC", "pixel AUROC (%), test-set probe", False),
     ("image_auroc", "Image AUROC", "image AUROC (%), test-set probe", False),
     ("train_loss", "Training loss", "training loss (log scale)", True),
     ("error_normal", "Error at normal tokens", "test-set error (log scale)", True))
 
 
-@styled
 def _zoom_on_the_plateau(ax: Any, epochs: pd.Series, values: pd.Series) -> None:
     """Start the y axis just below what the curves reach after their first tenth of epochs,
     so that differences of tenths of a point near the plateau can be seen (the first
@@ -374,61 +372,54 @@ def _zoom_on_the_plateau(ax: Any, epochs: pd.Series, values: pd.Series) -> None:
         ax.set_ylim(low - margin, high + margin)
 
 
+@styled
 def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
                        title: str = "") -> Figure:
     """The long runs over training (``convergence.curves``): one panel per statistic, a
-    colour per variant; pixel AUROC as the category mean the rule reads, the others a line
-    style per category. A grey band after the long runs' lr cut, a black line at the
-    schedule the rule picks (``rule``: ``convergence.schedule_rule``)."""
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 7.8), layout="constrained")
+    line per variant, each the mean over the runs' categories (the pixel AUROC's is what
+    the rule reads). A grey band after the long runs' lr cut, a black line at the schedule
+    the rule picks (``rule``: ``convergence.schedule_rule``)."""
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 7.4), layout="constrained")
     colours = dict(zip(curves["variant"].unique(), plt.colormaps["tab10"].colors, strict=False))
-    styles = dict(zip(curves["category"].unique(), ("-", "--", ":", "-."), strict=False))
     for ax, (column, panel, ylabel, log) in zip(axes.ravel(), _CONVERGENCE_PANELS,
                                                 strict=True):
         scale = 1 if log else 100  # AUROCs in %
-        shown = curves  # what the panel plots, which its axis zooms on
-        if column == "pixel_auroc":  # what the rule reads: one curve per variant
-            shown = curves.groupby(["variant", "epoch"], sort=False)[column].mean(
-                ).reset_index()
-            for variant, rows in shown.groupby("variant", sort=False):
-                rows = rows.sort_values("epoch")
-                ax.plot(rows["epoch"], scale * rows[column], color=colours[variant], lw=1.8)
-        else:
-            for (variant, category), rows in curves.groupby(["variant", "category"],
-                                                            sort=False):
-                rows = rows.dropna(subset=[column]).sort_values("epoch")
-                ax.plot(rows["epoch"], scale * rows[column], styles[category],
-                        color=colours[variant], lw=1.4)
+        means = curves.dropna(subset=[column]).groupby(["variant", "epoch"], sort=False)[
+            column].mean().reset_index()
+        for variant, rows in means.groupby("variant", sort=False):
+            rows = rows.sort_values("epoch")
+            ax.plot(rows["epoch"], scale * rows[column], color=colours[variant], lw=1.8)
         ax.axvspan(rule["long_lr_cut_epoch"], rule["long_epochs"], color="0.9", zorder=0)
         ax.axvline(rule["epochs"], color="black", lw=1.3)
-        values = curves[column].dropna()
+        values = means[column]
         if log and len(values) and values.min() > 0 and values.max() > 10 * values.min():
             ax.set_yscale("log")  # only where the values span more than a factor of 10
             ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
         else:
             ylabel = ylabel.replace(" (log scale)", "")
         if not log:
-            _zoom_on_the_plateau(ax, shown["epoch"], scale * shown[column])
+            _zoom_on_the_plateau(ax, means["epoch"], scale * values)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.set_title(panel)
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], color=c, lw=2, label=labels.get(v, v))
                for v, c in colours.items()]
-    handles += [plt.Line2D([], [], color="grey", ls=s, label=c) for c, s in styles.items()]
     handles += [matplotlib.patches.Patch(color="0.9", label="after the long runs' lr cut"),
                 plt.Line2D([], [], color="black", lw=1.3,
                            label=f"the rule's schedule ({rule['epochs']} epochs)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=3)
-    if title:
-        fig.suptitle(title)
+    means = f"each line the mean of {curves['category'].nunique()} categories"
+    fig.suptitle(f"{title}: {means}" if title else means.capitalize())
     return fig
 
 
 @styled
-def book_curves(curves: pd.DataFrame, labels: dict[str, str], title: str = "") -> Figure:
-    """The book's runs' pixel AUROC over training, one panel per category, a colour per
-    variant; a dotted line at the lr cut (80 % of the schedule)."""
+def curves_by_category(curves: pd.DataFrame, labels: dict[str, str],
+                       title: str = "") -> Figure:
+    """Runs' pixel AUROC over training (``convergence.curves``, the book's or the long
+    runs'), one panel per category, a colour per variant; a dotted line at the lr cut (80 %
+    of the schedule)."""
     from adtr.train import lr_cut_epoch
 
     categories = list(curves["category"].unique())

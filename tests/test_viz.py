@@ -62,3 +62,20 @@ def test_shortcut_panels_are_titled_and_verdict_rows_read_the_catalog():
                            "all": ["agrees"], "brick": ["agrees"]})
     labels = [t.get_text() for t in viz.verdict_matrix(matrix).axes[0].get_yticklabels()]
     assert labels[0].startswith("Table 4a:") and "attention_query" not in labels[0]
+
+
+def test_convergence_curves_draw_one_category_mean_per_variant_for_any_number_of_categories():
+    rows = [{"variant": v, "category": c, "seed": 0, "epoch": e,
+             "pixel_auroc": 0.9 + 0.01 * i + 0.001 * e / 10, "image_auroc": 0.8,
+             "error_normal": 10.0 / (1 + e), "train_loss": 1.0 / (1 + e) if e else float("nan")}
+            for v in ("adtr", "cnn") for i, c in enumerate("abcdef") for e in range(0, 50, 10)]
+    curves = pd.DataFrame(rows)
+    rule = {"epochs": 30, "long_epochs": 40, "long_lr_cut_epoch": 32}
+    fig = viz.convergence_curves(curves, {"adtr": "ADTR"}, rule, title="Long runs")
+    pixel = fig.axes[0]
+    assert len(pixel.get_lines()) == 2 + 1  # a mean per variant, and the rule's line
+    mean_of_adtr = pixel.get_lines()[0].get_ydata()
+    assert abs(mean_of_adtr[0] - 100 * (0.9 + 0.01 * 2.5)) < 1e-9  # the mean of six categories
+    assert fig._suptitle.get_text() == "Long runs: each line the mean of 6 categories"
+    by_category = viz.curves_by_category(curves, {"adtr": "ADTR"})
+    assert [ax.get_title() for ax in by_category.axes if ax.get_visible()] == list("abcdef")
