@@ -230,6 +230,12 @@ def test_the_first_screen_says_what_twice_the_training_changes() -> None:
     assert page.claims_statement(exp(same), 240).startswith(
         "**Training longer changes no verdict here.**")
     assert page.claims_statement(exp([]), 240) == ""
+    # long runs on every category of the book's runs
+    everywhere = SimpleNamespace(table={"long_intervals": long, "book_intervals": same,
+                                        "long_curves": curves, "book_curves": curves,
+                                        "rule": {"long_epochs": 480}}.get)
+    assert page.longer_training(everywhere, 480, 240).startswith(
+        "On all 3 categories, runs of 480 epochs give")
 
 
 def test_the_page_says_how_the_schedule_hangs_on_the_tolerance() -> None:

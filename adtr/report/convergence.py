@@ -251,13 +251,17 @@ def verdict_changes(exp: Experiment) -> tuple[int, list[str]]:
 
 def longer_training(exp: Experiment, long_epochs: int, book_epochs: int) -> str:
     """'On grass, coins and horse, runs of 480 epochs give the verdict of the book's
-    240-epoch runs for all 5 claim pairs.' (or name those they change); '' where the study
-    has no such pairs."""
+    240-epoch runs for all 5 claim pairs.' (or name those they change; 'On all 6 categories'
+    where the long runs cover every category of the book's runs); '' where the study has no
+    such pairs."""
     compared, changed = verdict_changes(exp)
     if not compared:
         return ""
     categories = list(dict.fromkeys(r["category"] for r in exp.table("long_curves") or []))
-    where = f"On {listing(categories)}, runs of {long_epochs} epochs"
+    every = {r["category"] for r in exp.table("book_curves") or []}  # the book's categories
+    on = (f"all {len(categories)} categories" if len(categories) > 1 and set(categories) == every
+          else listing(categories))
+    where = f"On {on}, runs of {long_epochs} epochs"
     if not changed:
         pairs = {1: "its one claim pair", 2: "both claim pairs"}.get(
             compared, f"all {compared} claim pairs")
