@@ -288,3 +288,43 @@ def test_the_page_sets_the_probes_jitter_beside_the_tolerance() -> None:
     assert "of the same order as that jitter" in page.jitter_statement(page_of(noisy))
     assert "well above that jitter" in page.jitter_statement(page_of(calm))
     assert page.jitter_statement(SimpleNamespace(table=lambda name: None)) == ""
+
+
+def test_a_table_4_page_reads_its_claim_at_twice_the_training() -> None:
+    from types import SimpleNamespace
+
+    from adtr import stats
+    from adtr.report import convergence as page
+
+    def row(a: str, b: str, difference: float, claim_of: str, claim: bool = True) -> dict:
+        verdict = stats.BETTER if difference > 0.5 else stats.NOT_SEPARATED
+        return {"a": a, "b": b, "claim": claim, "metric": "pixel_auroc", "category": "all",
+                "difference": difference, "low": difference - 0.5, "high": difference + 0.5,
+                "verdict": verdict, "seeds": 1, "claim_of": claim_of}
+
+    long = [row("adtr", "cnn", 0.2, "attention_query"),
+            row("adtr", "no_query", 2.0, "attention_query"),
+            row("adtr", "pca", 3.0, "attention_query", claim=False),
+            row("multi_scale", "last_layer", 5.0, "scales")]
+    book = [row("adtr", "cnn", 1.0, "attention_query"),
+            row("adtr", "no_query", 1.5, "attention_query"),
+            row("multi_scale", "last_layer", 4.0, "scales")]
+    six = [{"category": c} for c in ("brick", "coins", "grass", "gravel", "horse", "logo")]
+
+    def exp(long_curves: list[dict], long_epochs: int = 480) -> SimpleNamespace:
+        return SimpleNamespace(table={
+            "long_intervals": long, "book_intervals": book, "long_curves": long_curves,
+            "book_curves": six, "rule": {"long_epochs": long_epochs, "epochs": 440}}.get)
+
+    assert page.at_plateau(exp(six), "attention_query") == (
+        "**At twice the training.** Runs of 480 epochs, at least the 440 that the rule asks "
+        "for, on all 6 categories ({doc}`convergence <convergence>`), give: "
+        "Attn + Query (ADTR) − CNN +0.20 [-0.30, +0.70] points, not separated (here: agrees); "
+        "Attn + Query (ADTR) − w/o Query +2.00 [+1.50, +2.50] points, agrees (the same here).")
+    three = exp(six[1:3], long_epochs=400)
+    assert page.at_plateau(three, "scales") == (
+        "**At twice the training.** Runs of 400 epochs, on coins and grass "
+        "({doc}`convergence <convergence>`), give: Multi-scale − Last layer +5.00 "
+        "[+4.50, +5.50] points, agrees (the same here).")
+    assert page.at_plateau(exp(six), "target") == ""  # not decided on the long runs
+    assert page.at_plateau(None, "attention_query") == ""

@@ -270,6 +270,33 @@ def longer_training(exp: Experiment, long_epochs: int, book_epochs: int) -> str:
             f"{len(changed)} of {compared} claim pairs: {'; '.join(changed)}.")
 
 
+def at_plateau(exp: Experiment | None, claim: str) -> str:
+    """A Table 4 page's line on its claim at twice the training: each claim pair of ``claim``
+    on the convergence study's long runs (interval, verdict) beside the book's verdict on
+    the same categories; '' where the study did not decide the claim."""
+    found = rule(exp) if exp is not None else {}
+    pairs = [(c, shorter) for experiment, c, shorter in (_beside_book(exp) if found else ())
+             if experiment.name == claim and c.claim]
+    if not pairs:
+        return ""
+    experiment = catalog.get(claim)
+    categories = list(dict.fromkeys(r["category"] for r in exp.table("long_curves") or []))
+    every = {r["category"] for r in exp.table("book_curves") or []}
+    covered = set(categories) == every
+    on = f"all {len(categories)} categories" if covered else listing(categories)
+    past = (f", at least the {found['epochs']} that the rule asks for"
+            if found["long_epochs"] >= found["epochs"] else "")
+    said = []
+    for c, shorter in pairs:
+        here = ("" if shorter is None else " (the same here)" if shorter.verdict == c.verdict
+                else f" (here: {shorter.verdict})" if covered
+                else f" (the book's runs of those categories: {shorter.verdict})")
+        said.append(f"{experiment.labels[c.a]} − {experiment.labels[c.b]} "
+                    f"{interval(c.difference, c.low, c.high)} points, {c.verdict}{here}")
+    return (f"**At twice the training.** Runs of {found['long_epochs']} epochs{past}, on {on} "
+            f"({{doc}}`convergence <convergence>`), give: {'; '.join(said)}.")
+
+
 def claims_statement(exp: Experiment, book_epochs: int) -> str:
     """The page's first finding: whether training twice as long changes a claim's verdict
     on the long runs' categories."""
