@@ -278,7 +278,8 @@ class ConvergenceStudy:
 
     claims: tuple[str, ...] = ("attention_query", "target", "scales")
     # every category of the generated set, so that each Table 4 claim can be read on all of
-    # them at a schedule the rule accepts (on other data: its first texture and first object)
+    # them at a schedule the rule accepts (on other data: those of them it has, else its
+    # first texture and first object)
     categories: tuple[str, ...] = ("brick", "coins", "grass", "gravel", "horse", "logo")
     # the seed check's: the texture and the object with the lowest pixel AUROC of ADTR in the
     # book's earlier 40-epoch batch, the two with the most left to learn, and horse, the object

@@ -9,7 +9,7 @@ import pandas as pd
 from adtr import catalog
 from adtr.report.formatting import interval, listing, plural
 from adtr.report.loading import Experiment
-from adtr.report.verdicts import comparisons_from
+from adtr.report.verdicts import comparisons_from, comparisons_of
 
 #: The seeds' SD of a pair's difference, as a share of its interval's half-width, up to
 #: which the seeds are small beside the test-image noise.
@@ -270,31 +270,40 @@ def longer_training(exp: Experiment, long_epochs: int, book_epochs: int) -> str:
             f"{len(changed)} of {compared} claim pairs: {'; '.join(changed)}.")
 
 
-def at_plateau(exp: Experiment | None, claim: str) -> str:
-    """A Table 4 page's line on its claim at twice the training: each claim pair of ``claim``
-    on the convergence study's long runs (interval, verdict) beside the book's verdict on
-    the same categories; '' where the study did not decide the claim."""
-    found = rule(exp) if exp is not None else {}
-    pairs = [(c, shorter) for experiment, c, shorter in (_beside_book(exp) if found else ())
-             if experiment.name == claim and c.claim]
+def at_plateau(study: Experiment | None, page: Experiment | None) -> str:
+    """A Table 4 page's line on its claim trained longer: each claim pair of the page's
+    experiment on the convergence ``study``'s long runs (interval, verdict), beside the
+    page's own verdict where the long runs cover the page's categories, else beside the
+    book's runs of the long runs' categories; '' where the study did not decide the claim."""
+    found = rule(study) if study is not None and page is not None else {}
+    pairs = [(c, shorter) for experiment, c, shorter in (_beside_book(study) if found else ())
+             if experiment.name == page.name and c.claim]
     if not pairs:
         return ""
-    experiment = catalog.get(claim)
-    categories = list(dict.fromkeys(r["category"] for r in exp.table("long_curves") or []))
-    every = {r["category"] for r in exp.table("book_curves") or []}
-    covered = set(categories) == every
-    on = f"all {len(categories)} categories" if covered else listing(categories)
-    past = (f", at least the {found['epochs']} that the rule asks for"
-            if found["long_epochs"] >= found["epochs"] else "")
+    categories = list(dict.fromkeys(r["category"] for r in study.table("long_curves") or []))
+    covered = len(categories) > 1 and set(categories) == set(page.record.categories or [])
+    own = {(c.a, c.b): c for c in comparisons_of(page, "pixel_auroc")} if covered else {}
+    labels = catalog.get(page.name).labels
     said = []
     for c, shorter in pairs:
-        here = ("" if shorter is None else " (the same here)" if shorter.verdict == c.verdict
-                else f" (here: {shorter.verdict})" if covered
-                else f" (the book's runs of those categories: {shorter.verdict})")
-        said.append(f"{experiment.labels[c.a]} − {experiment.labels[c.b]} "
-                    f"{interval(c.difference, c.low, c.high)} points, {c.verdict}{here}")
-    return (f"**At twice the training.** Runs of {found['long_epochs']} epochs{past}, on {on} "
-            f"({{doc}}`convergence <convergence>`), give: {'; '.join(said)}.")
+        beside = own.get((c.a, c.b))
+        if beside is not None:
+            here = (" (the same here)" if beside.verdict == c.verdict
+                    else f" (here: {beside.verdict})")
+        elif shorter is not None:
+            here = f" (the book's runs of those categories: {shorter.verdict})"
+        else:
+            here = ""
+        said.append(f"{labels[c.a]} − {labels[c.b]} {interval(c.difference, c.low, c.high)} "
+                    f"points, {c.verdict}{here}")
+    on = f"all {len(categories)} categories" if covered else listing(categories)
+    epochs = page.record.config.get("epochs")
+    than = f", against this page's {epochs}" if epochs else ""
+    rule_says = (f"; the rule asks for {found['epochs']}" +
+                 ("" if found["enough"] else ", which these runs are too short to confirm"))
+    return (f"**At {found['long_epochs']} epochs.** Runs of {found['long_epochs']} "
+            f"epochs{than}, on {on} ({{doc}}`convergence <convergence>`{rule_says}), give: "
+            f"{'; '.join(said)}.")
 
 
 def claims_statement(exp: Experiment, book_epochs: int) -> str:
