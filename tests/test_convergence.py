@@ -287,6 +287,11 @@ def test_the_page_sets_the_probes_jitter_beside_the_tolerance() -> None:
     assert jitter["largest_step"].iloc[0] == pytest.approx(0.4)
     assert "of the same order as that jitter" in page.jitter_statement(page_of(noisy))
     assert "well above that jitter" in page.jitter_statement(page_of(calm))
+    # calm on average (steps 0, 0, 0.21), but one step above the tolerance
+    spiky = [0.5, 0.9, 0.95, 0.96, 0.96, 0.96, 0.96, 0.96, 0.9621, 0.9621, 0.9621]
+    assert page.jitter_statement(page_of(spiky)).endswith(
+        "The 0.2-point tolerance is well above the typical step but not above the largest: "
+        "one such jump can set a curve's flat-from epoch later than its plateau.")
     assert page.jitter_statement(SimpleNamespace(table=lambda name: None)) == ""
 
 

@@ -92,6 +92,10 @@ def jitter_statement(exp: Experiment) -> str:
         return text + (f" The {tolerance:.1f}-point tolerance is of the same order as that "
                        f"jitter: the epoch from which a curve counts as flat is uncertain by "
                        f"several probes, and longer long runs may move it again.")
+    if jitter["largest_step"].max() >= tolerance:
+        return text + (f" The {tolerance:.1f}-point tolerance is well above the typical step "
+                       f"but not above the largest: one such jump can set a curve's "
+                       f"flat-from epoch later than its plateau.")
     return text + f" The {tolerance:.1f}-point tolerance is well above that jitter."
 
 
