@@ -379,13 +379,15 @@ def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
     line per variant, each the mean over the runs' categories (the pixel AUROC's is what
     the rule reads). A grey band after the long runs' lr cut, a black line at the schedule
     the rule picks (``rule``: ``convergence.schedule_rule``)."""
+    from adtr.convergence import category_means  # the means the rule reads
+
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 7.4), layout="constrained")
     colours = dict(zip(curves["variant"].unique(), plt.colormaps["tab10"].colors, strict=False))
+    all_means = category_means(curves)
     for ax, (column, panel, ylabel, log) in zip(axes.ravel(), _CONVERGENCE_PANELS,
                                                 strict=True):
         scale = 1 if log else 100  # AUROCs in %
-        means = curves.dropna(subset=[column]).groupby(["variant", "epoch"], sort=False)[
-            column].mean().reset_index()
+        means = all_means.dropna(subset=[column])
         for variant, rows in means.groupby("variant", sort=False):
             rows = rows.sort_values("epoch")
             ax.plot(rows["epoch"], scale * rows[column], color=colours[variant], lw=1.8)

@@ -67,7 +67,8 @@ def test_shortcut_panels_are_titled_and_verdict_rows_read_the_catalog():
 def test_convergence_curves_draw_one_category_mean_per_variant_for_any_number_of_categories():
     rows = [{"variant": v, "category": c, "seed": 0, "epoch": e,
              "pixel_auroc": 0.9 + 0.01 * i + 0.001 * e / 10, "image_auroc": 0.8,
-             "error_normal": 10.0 / (1 + e), "train_loss": 1.0 / (1 + e) if e else float("nan")}
+             "error_normal": 10.0 / (1 + e), "train_loss": 1.0 / (1 + e) if e else float("nan"),
+             "lr": 1e-3}
             for v in ("adtr", "cnn") for i, c in enumerate("abcdef") for e in range(0, 50, 10)]
     curves = pd.DataFrame(rows)
     rule = {"epochs": 30, "long_epochs": 40, "long_lr_cut_epoch": 32}
