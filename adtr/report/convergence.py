@@ -4,6 +4,8 @@ convergence notebook's tables (``adtr.convergence``); called as ``report.converg
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from adtr import catalog
@@ -253,6 +255,18 @@ def verdict_changes(exp: Experiment) -> tuple[int, list[str]]:
     return compared, changed
 
 
+def long_categories(exp: Experiment) -> list[str]:
+    """The long runs' categories, in the order they ran."""
+    return list(dict.fromkeys(r["category"] for r in exp.table("long_curves") or []))
+
+
+def _covering(categories: list[str], every: Iterable[str]) -> tuple[bool, str]:
+    """Whether ``categories`` are every one of ``every`` (more than one), and how to name
+    them: 'all 6 categories' if so, else their listing."""
+    covered = len(categories) > 1 and set(categories) == set(every)
+    return covered, f"all {len(categories)} categories" if covered else listing(categories)
+
+
 def longer_training(exp: Experiment, long_epochs: int, book_epochs: int) -> str:
     """'On grass, coins and horse, runs of 480 epochs give the verdict of the book's
     240-epoch runs for all 5 claim pairs.' (or name those they change; 'On all 6 categories'
@@ -261,10 +275,8 @@ def longer_training(exp: Experiment, long_epochs: int, book_epochs: int) -> str:
     compared, changed = verdict_changes(exp)
     if not compared:
         return ""
-    categories = list(dict.fromkeys(r["category"] for r in exp.table("long_curves") or []))
-    every = {r["category"] for r in exp.table("book_curves") or []}  # the book's categories
-    on = (f"all {len(categories)} categories" if len(categories) > 1 and set(categories) == every
-          else listing(categories))
+    _, on = _covering(long_categories(exp),  # against the book's runs' categories
+                      {r["category"] for r in exp.table("book_curves") or []})
     where = f"On {on}, runs of {long_epochs} epochs"
     if not changed:
         pairs = {1: "its one claim pair", 2: "both claim pairs"}.get(
@@ -284,8 +296,7 @@ def at_plateau(study: Experiment | None, page: Experiment | None) -> str:
              if experiment.name == page.name and c.claim]
     if not pairs:
         return ""
-    categories = list(dict.fromkeys(r["category"] for r in study.table("long_curves") or []))
-    covered = len(categories) > 1 and set(categories) == set(page.record.categories or [])
+    covered, on = _covering(long_categories(study), page.record.categories or [])
     own = {(c.a, c.b): c for c in comparisons_of(page, "pixel_auroc")} if covered else {}
     labels = catalog.get(page.name).labels
     said = []
@@ -300,7 +311,6 @@ def at_plateau(study: Experiment | None, page: Experiment | None) -> str:
             here = ""
         said.append(f"{labels[c.a]} − {labels[c.b]} {interval(c.difference, c.low, c.high)} "
                     f"points, {c.verdict}{here}")
-    on = f"all {len(categories)} categories" if covered else listing(categories)
     epochs = page.record.config.get("epochs")
     than = f", against this page's {epochs}" if epochs else ""
     rule_says = (f"; the rule asks for {found['epochs']}" +

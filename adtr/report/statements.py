@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from adtr import catalog, stats
-from adtr.report.convergence import longer_training
+from adtr.report.convergence import long_categories, longer_training
 from adtr.report.data import data_label, is_stand_in, is_synthetic
 from adtr.report.formatting import listing, over_seeds, percent, plural, signed
 from adtr.report.loading import (
@@ -509,11 +509,10 @@ def _convergence_line(convergence: Experiment | None) -> str:
     changes = longer_training(convergence, rule["long_epochs"], book)
     changes = f" {changes}" if changes else ""
     if not behind and book >= rule["epochs"] and rule["enough"]:
-        categories = list(dict.fromkeys(r["category"]
-                                        for r in convergence.table("long_curves") or []))
         return (f"**Trained to the plateau.** At the book's {book} epochs every trained "
                 f"Table 4 variant is within {100 * rule['tolerance']:.1f} points of its best "
-                f"in runs of {rule['long_epochs']} epochs on {listing(categories)}, and "
+                f"in runs of {rule['long_epochs']} epochs on "
+                f"{listing(long_categories(convergence))}, and "
                 f"the rule that reads the schedule off those runs asks for {rule['epochs']} "
                 f"{page}.{changes}")
     unconfirmed = "" if rule["enough"] else ", and those runs are too short to confirm it"
