@@ -213,7 +213,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("shortcut", "09_shortcut", "shortcut", "The identity shortcut", "Shortcut",
                kind="study", variants=_TABLE_4A, paper_data="(not measured in the paper)"),
     Experiment("convergence", "13_convergence", "convergence",
-               "Convergence: every model trained to its plateau", "Convergence",
+               "Convergence: how long each model needs to learn", "Convergence",
                kind="study", paper_data="(not measured in the paper)"),
     Experiment("sensitivity", "10_sensitivity", "sensitivity", "Where each claim holds",
                "Sensitivity", kind="study", variants=_TABLE_4A,
