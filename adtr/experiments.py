@@ -38,6 +38,7 @@ from adtr.schema import (
     RunResult,
     RunRow,
     SummaryRow,
+    training_seconds,
     unit_column,
 )
 
@@ -554,7 +555,7 @@ def save_table(setup: AnySetup, experiment: catalog.Experiment, runs: pd.DataFra
     folder = experiment_dir(setup, experiment.name)
     write_csv(folder / "runs.csv", runs)
     write_csv(folder / "summary.csv", summary)
-    wall = float(runs["wall_time_s"].sum()) if len(runs) else 0.0
+    wall = training_seconds(records)
     ExperimentResults(
         experiment=experiment.name,
         record=_experiment_record(setup, experiment.name, records, wall),

@@ -252,12 +252,12 @@ def longest_first(names: list[str], out_dir: Path) -> list[str]:
 
 
 def _recorded_run_seconds(notebook: str, profile_dir: Path) -> float:
-    """The summed wall time of the runs a notebook's ``results.json`` records (0 if none)."""
+    """The training time of the runs a notebook's ``results.json`` records (0 if none):
+    ``schema.training_seconds``, as the file stores it."""
     experiment = catalog.by_notebook(notebook)
     path = profile_dir / (experiment.name if experiment else notebook) / "results.json"
     try:
-        runs = json.loads(path.read_text())["record"]["runs"]
-        return float(sum(run.get("wall_time_s") or 0 for run in runs))
+        return float(json.loads(path.read_text())["record"]["wall_time_s"] or 0)
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adtr import cli, experiments, pipeline, profiles, train
+from adtr import cli, experiments, pipeline, profiles, schema, train
 from adtr.errors import AdtrError, ConfigError
 from adtr.scores import RunScores
 
@@ -60,6 +60,9 @@ def test_unified_runs_are_shared_and_tabled_per_category(tiny_root, tmp_path):
     again, _ = experiments.run_unified_grid(setup, progress=False)  # read back, not retrained
     assert again["wall_time_s"].tolist() == table["wall_time_s"].tolist()
     assert len({r.checkpoint for r in records}) == 1
+    # one model scored on two categories: its training counts once, not once per category
+    assert schema.training_seconds(records) == max(r.wall_time_s for r in records)
+    assert schema.training_seconds(records) < table["wall_time_s"].sum()
 
 
 def test_the_cli_fits_a_unified_model(tiny_root, tmp_path, capsys):
