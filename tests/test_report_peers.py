@@ -114,3 +114,21 @@ def test_the_claims_table_compares_adtr_with_the_peers_not_adtr_plus(tmp_path: P
     assert "ADTR+" not in row["Ours"] + row["Verdict"]
     missing = rows.loc["{doc}`One model for all categories <unified>`"]
     assert missing["Ours"] == "not run" and missing["Paper"].startswith("image AUROC as")
+
+
+def test_a_category_where_both_methods_are_at_the_ceiling_reads_saturated(tmp_path: Path) -> None:
+    pixels = {("adtr", "a", 0): 0.90, ("padim", "a", 0): 0.95,
+              ("adtr", "b", 0): 1.0, ("padim", "b", 0): 0.996}
+    results = _results("peers", pixels, catalog.PUBLISHED)
+    results["intervals"] = [
+        _interval("adtr", "padim", -2.5, -4.0, -1.0, stats.WORSE, claim=False),
+        _interval("adtr", "padim", -5.0, -7.0, -3.0, stats.WORSE, False, "a"),
+        _interval("adtr", "padim", 0.4, -0.1, 0.9, stats.NOT_SEPARATED, False, "b")]
+    _write(tmp_path, "peers", results)
+    exp = report.load("peers", "cpu", tmp_path)
+    said = peers.wins_and_losses(exp, "adtr", "padim", "pixel_auroc")
+    assert "PaDiM (anomalib) ahead: a" in said and "not separated: none" in said
+    assert "saturated (both at or above 99.5 %): b" in said
+    # over all categories the means (95.0, 97.3) are below the ceiling: read by the interval
+    pairs = peers.pair_table(exp, "pixel_auroc").set_index("Pair (a − b)")
+    assert pairs.loc["ADTR − PaDiM (anomalib)", "Over all categories"] == "PaDiM (anomalib) ahead"

@@ -13,10 +13,11 @@ from adtr.report.formatting import mean_std, percent
 from adtr.report.loading import METRIC_NAMES, METRICS, Experiment
 from adtr.report.statements import KIND_FOUND
 from adtr.report.tables import _interval_cell, defect_kinds, per_category_variants
+from adtr.schema import unit_column
 
 #: How a pair's interval reads when neither method is the paper's claim.
 _AHEAD = {stats.BETTER: "{a} ahead", stats.WORSE: "{b} ahead",
-          stats.NOT_SEPARATED: stats.NOT_SEPARATED}
+          stats.NOT_SEPARATED: stats.NOT_SEPARATED, stats.SATURATED: stats.SATURATED}
 
 
 def labels(exp: Experiment) -> dict[str, str]:
@@ -87,15 +88,29 @@ def pair_table(exp: Experiment, metric: str) -> pd.DataFrame:
         overall = next(r for r in mine if r["category"] == "all")
         row = {"Pair (a − b)": f"{names.get(a, a)} − {names.get(b, b)}",
                "All categories": _interval_cell(overall),
-               "Over all categories": _ahead(overall, names)}
+               "Over all categories": _ahead(exp, overall, names)}
         row.update({r["category"]: _interval_cell(r) for r in mine if r["category"] != "all"})
         table.append(row)
     return pd.DataFrame(table)
 
 
-def _ahead(row: dict[str, Any], names: dict[str, str]) -> str:
-    return _AHEAD[row["verdict"]].format(a=names.get(row["a"], row["a"]),
-                                         b=names.get(row["b"], row["b"]))
+def _reading(exp: Experiment, row: dict[str, Any]) -> str:
+    """How a pair's interval row reads: its verdict (who is ahead, or not separated), or
+    saturated where both methods' means over seeds in its category (over all categories:
+    the mean of those) are at or above ``stats.SATURATION``, where no difference can show."""
+    runs = exp.runs
+    if row["category"] != "all":
+        runs = runs[runs[unit_column(runs)] == row["category"]]
+    means = runs.groupby("variant")[row["metric"]].mean()
+    if {row["a"], row["b"]} <= set(means.index) and min(
+            means[row["a"]], means[row["b"]]) >= stats.SATURATION:
+        return stats.SATURATED
+    return row["verdict"]
+
+
+def _ahead(exp: Experiment, row: dict[str, Any], names: dict[str, str]) -> str:
+    return _AHEAD[_reading(exp, row)].format(a=names.get(row["a"], row["a"]),
+                                             b=names.get(row["b"], row["b"]))
 
 
 def wins_and_losses(exp: Experiment, a: str, b: str, metric: str) -> str:
@@ -106,16 +121,19 @@ def wins_and_losses(exp: Experiment, a: str, b: str, metric: str) -> str:
             if (r["a"], r["b"], r["metric"]) == (a, b, metric) and r["category"] != "all"]
     if not rows:
         return ""
-    sides = {verdict: [r["category"] for r in rows if r["verdict"] == verdict]
-             for verdict in (stats.BETTER, stats.WORSE, stats.NOT_SEPARATED)}
+    sides = {verdict: [r["category"] for r in rows if _reading(exp, r) == verdict]
+             for verdict in (stats.BETTER, stats.WORSE, stats.NOT_SEPARATED, stats.SATURATED)}
     overall = next(r for r in exp.table("intervals")
                    if (r["a"], r["b"], r["metric"], r["category"]) == (a, b, metric, "all"))
     parts = [f"{names[a]} ahead: {_list(sides[stats.BETTER])}",
              f"{names[b]} ahead: {_list(sides[stats.WORSE])}",
              f"not separated: {_list(sides[stats.NOT_SEPARATED])}"]
+    if sides[stats.SATURATED]:
+        parts.append(f"saturated (both at or above {100 * stats.SATURATION:.1f} %): "
+                     f"{_list(sides[stats.SATURATED])}")
     return (f"**{names[a]} against {names[b]}**, {METRIC_NAMES[metric]}: "
-            f"{_ahead(overall, names)} over all categories ({_interval_cell(overall)} points); "
-            + "; ".join(parts) + ".")
+            f"{_ahead(exp, overall, names)} over all categories "
+            f"({_interval_cell(overall)} points); " + "; ".join(parts) + ".")
 
 
 def _list(categories: list[str]) -> str:
