@@ -228,8 +228,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                paper_data="MVTec-AD, as published", max_seeds=1),
     Experiment("unified", "12_unified", "unified", "One model for all categories", "Unified",
                kind="peers", metric="image_auroc",
-               variants=(replace(_ADTR, label="ADTR, one model per category"),
-                         Variant("unified", "ADTR, one model for all categories")),
+               variants=(replace(_ADTR, label="ADTR per category"),
+                         Variant("unified", "ADTR unified (one model)")),
                pairs=(("adtr", "unified"),), paper_data="MVTec-AD, as published",
                max_seeds=1),
 )}
