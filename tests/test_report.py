@@ -615,9 +615,9 @@ def test_plus_verdicts_rest_on_paired_intervals(tmp_path: Path) -> None:
     assert aupro.interval is None and aupro.verdict_text == "worse (one seed)"
     text = report.plus_statement(exp)
     # the interval-decided metrics first; AUPRO's one seed marked
-    assert text.startswith("**Here ADTR+ improves on ADTR in image AUROC; shows no clear "
-                           "difference from ADTR in pixel AUROC; is worse than ADTR in AUPRO "
-                           "(one seed).**")
+    assert text.startswith("**Here ADTR+ improves on ADTR in image AUROC; is not separated "
+                           "from ADTR in pixel AUROC; ADTR+ − ADTR is -2.0 points in AUPRO "
+                           "(one seed, no interval).**")
     assert "pixel AUROC +4.00 [-0.50, +8.00] (its sign holds in 2 of 2 categories)" in text
     assert "Without an interval, ADTR+ − ADTR: AUPRO -2.0 points, with one seed" in text
     assert ("holds here for 1 of the 2 metrics it reports (image AUROC); in pixel AUROC it is "
@@ -632,8 +632,9 @@ def test_plus_verdicts_rest_on_paired_intervals(tmp_path: Path) -> None:
     assert row["Verdict"] == "not separated"
     assert row["Ours"] == "ADTR+ − ADTR: +4.00 [-0.50, +8.00] pixel AUROC (synthetic)"
     assert report.plus_headline(exp) == (
-        "**Here ADTR+ improves on ADTR in image AUROC; shows no clear difference from ADTR in "
-        "pixel AUROC; is worse than ADTR in AUPRO (one seed).** The paper's claim that ADTR+ "
+        "**Here ADTR+ improves on ADTR in image AUROC; is not separated from ADTR in pixel "
+        "AUROC; ADTR+ − ADTR is -2.0 points in AUPRO (one seed, no interval).** The "
+        "paper's claim that ADTR+ "
         "improves on ADTR holds here for 1 of the 2 metrics it reports (image AUROC); in pixel "
         "AUROC it is not separated. The paired intervals are below.")
     # both of the paper's metrics not separated: the claim is not separated, not 'fails'
@@ -675,7 +676,8 @@ def test_one_class_tables_and_statement(plus_results: Path) -> None:
     assert list(side["Ours image AUROC (scikit-learn digits, stand-in)"]) == ["80.0", "82.0",
                                                                              "+2.0"]
     text = report.plus_statement(exp)
-    assert text.startswith("**Here ADTR+ improves on ADTR in image AUROC (one seed).**")
+    assert text.startswith("**Here ADTR+ − ADTR is +2.0 points in image AUROC (one seed, "
+                           "no interval).**")
     assert "image AUROC 94.7 → 96.1 (+1.4)" in text
     assert ("Ours, ADTR+ − ADTR: image AUROC +2.0 points, with one seed, so how much of this "
             "difference is seed noise is unknown.") in text

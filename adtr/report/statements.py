@@ -231,22 +231,31 @@ def _at_ceiling(exp: Experiment, metrics: Iterable[str]) -> list[str]:
 
 
 def _plus_head(exp: Experiment, differences: dict[str, PlusDifference]) -> str:
-    """'**Here ADTR+ shows no clear difference from ADTR in image AUROC; improves on ADTR
-    in AUPRO (one seed).**' Metrics where both are at the ceiling are said as such, not
-    read as a difference."""
+    """'**Here ADTR+ is not separated from ADTR in image AUROC; ADTR+ − ADTR is +0.6 points
+    in AUPRO (one seed, no interval).**' Metrics where both are at the ceiling are said as
+    such, not read as a difference; a difference of one seed without an interval is given
+    as a number, not a verdict."""
     ceiling = _at_ceiling(exp, differences)
     parts = [f"is at the ceiling with ADTR in {_names(ceiling)}"] if ceiling else []
+    rest = {m: d for m, d in differences.items() if m not in ceiling}
+    one_seed = {m: d for m, d in rest.items() if d.verdict_text.endswith("(one seed)")}
     phrases = {"improves": "improves on ADTR in {}",
                "no clear difference": "shows no clear difference from ADTR in {}",
                "worse": "is worse than ADTR in {}"}
-    # a difference of one seed with no interval is marked as such, as in the tables
-    for one in (False, True):
-        for verdict, phrase in phrases.items():
-            found = [m for m, d in differences.items() if m not in ceiling
-                     and d.verdict == verdict and d.verdict_text.endswith("(one seed)") == one]
-            if found:
-                parts.append(phrase.format(_names(found)) + (" (one seed)" if one else ""))
-    return f"**Here ADTR+ {'; '.join(parts)}.**"
+    for verdict, phrase in phrases.items():
+        found = [m for m, d in rest.items() if m not in one_seed and d.verdict == verdict]
+        if verdict == "no clear difference":  # a paired interval that contains 0
+            separated = [m for m in found if rest[m].interval is not None]
+            if separated:
+                parts.append(f"is not separated from ADTR in {_names(separated)}")
+            found = [m for m in found if m not in separated]
+        if found:
+            parts.append(phrase.format(_names(found)))
+    said = [f"ADTR+ {'; '.join(parts)}"] if parts else []
+    if one_seed:
+        values = ", ".join(f"{d.shown} points in {METRIC_NAMES[m]}" for m, d in one_seed.items())
+        said.append(f"ADTR+ − ADTR is {values} (one seed, no interval)")
+    return f"**Here {'; '.join(said)}.**"
 
 
 def _plus_claim(exp: Experiment, differences: dict[str, PlusDifference],
@@ -294,7 +303,7 @@ def _plus_evidence(differences: dict[str, PlusDifference]) -> list[str]:
                          for m, d in decided.items())
         parts.append(f"Ours, ADTR+ − ADTR with its paired 95 % interval from resampling the "
                      f"test images (the same resample for both models): {said} points; an "
-                     f"interval that contains 0 counts as no clear difference.")
+                     f"interval that contains 0 counts as not separated.")
     if not rest:
         return parts
     ours = ", ".join(f"{METRIC_NAMES[m]} {d.shown}" for m, d in rest.items())
