@@ -270,7 +270,7 @@ def test_main_table_and_statement(results: Path, tmp_path: Path) -> None:
 def test_data_notes(results: Path) -> None:
     note = report.data_note(report.load("main", "cpu", results))
     assert note.startswith("```{admonition} Synthetic data, not MVTec-AD\n:class: warning")
-    assert "not on MVTec-AD" in note
+    assert "offline synthetic data set (adtr-synthetic; a, b; profile `cpu`)" in note
     assert "`adtr reproduce --profile paper --only 05_scales`" in report.missing_note("scales",
                                                                                        "paper")
 

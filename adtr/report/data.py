@@ -73,10 +73,8 @@ def data_note(exp: Experiment | None) -> str:
     path = infos[0].get("path", "?") if infos else "?"
     profile = f"profile `{exp.profile}`"
     if is_synthetic(exp):
-        text = (f"Every number and figure on this page was computed on the **offline synthetic "
-                f"data set**, not on MVTec-AD: {name}, categories {categories} ({profile}). "
-                f"It shows whether the code and the paper's claims hold up on a stand-in; its "
-                f"absolute values cannot be compared with the paper's MVTec-AD numbers.")
+        text = (f"Computed on the offline synthetic data set ({name}; {categories}; "
+                f"{profile}): orders can be set beside the paper's, absolute values cannot.")
         title, kind = "Synthetic data, not MVTec-AD", "warning"
     else:
         text = (f"The numbers on this page were computed on {name} at `{path}`, categories "
