@@ -13,7 +13,8 @@ from adtr.features import to_unit
 
 def gallery_figure(setup: experiments.Setup, category: str, seed: int, n_anomalous: int = 5,
                    **overrides: Any):
-    """Test images of one category with ground truth and predicted maps (one good image)."""
+    """Test images of one category with ground truth and predicted maps: one good image
+    and one of each defect kind, then more anomalous ones up to ``n_anomalous`` in all."""
     trained = experiments.trained_run(setup, category, seed, **overrides)
     samples = trained.run.test
     good = [i for i, s in enumerate(samples) if s.label == 0][:1]
@@ -22,7 +23,7 @@ def gallery_figure(setup: experiments.Setup, category: str, seed: int, n_anomalo
     for i in anomalous:  # one image per defect kind first, then the rest
         by_defect.setdefault(samples[i].defect, i)
     rest = [i for i in anomalous if i not in by_defect.values()]
-    chosen = good + (list(by_defect.values()) + rest)[:n_anomalous]
+    chosen = good + (list(by_defect.values()) + rest)[:max(n_anomalous, len(by_defect))]
     maps, scores = train.predict(trained.model, trained.standardizer,
                                  trained.features.test[chosen], trained.config, trained.device)
     images = [display_image(samples[i].image, trained.config.image_size) for i in chosen]

@@ -21,41 +21,64 @@ from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from adtr import stats  # noqa: E402
 from adtr.analysis import DifferenceSample  # noqa: E402
-from adtr.catalog import EXPERIMENTS, KIND_FOUND, METRIC_NAMES  # noqa: E402
+from adtr.catalog import (  # noqa: E402
+    EXPERIMENTS,
+    KIND_FOUND,
+    METRIC_NAMES,
+    SENSITIVITY_SETTINGS,
+)
 from adtr.style import WIDTH, styled, wrap  # noqa: E402
 
 
 @styled
 def gallery(images: list[np.ndarray], masks: np.ndarray, maps: np.ndarray, scores: np.ndarray,
-            titles: list[str], vmax: float | None = None) -> Figure:
-    """One column per test image: the image, its ground truth, the predicted map."""
+            titles: list[str], vmax: float | None = None, columns: int = 6) -> Figure:
+    """One column per test image: the image, its ground truth, the predicted map; more than
+    ``columns`` images wrap into blocks of about equal length, one under the other, each
+    with the maps' colour bar (one scale for all)."""
     count = len(images)
-    side = min(2.1, WIDTH / count)
-    fig, axes = plt.subplots(3, count, figsize=(side * count + 1.2, 3.2 * side),
-                             squeeze=False, layout="constrained")
+    blocks = -(-count // columns)
+    per_block = -(-count // blocks)  # 7 images: 4 and 3, not 6 and 1
+    side = min(1.6, (WIDTH - 1.3) / per_block)
+    fig = plt.figure(figsize=(side * per_block + 1.3, blocks * (3.2 * side + 0.3)),
+                     layout="constrained")
     vmax = float(np.percentile(maps, 99.5)) if vmax is None else vmax
-    for col in range(count):
-        axes[0, col].imshow(images[col])
-        axes[0, col].set_title(wrap(titles[col].replace("/", " / "), 12), fontsize=10)
-        axes[1, col].imshow(images[col])
-        axes[1, col].contour(masks[col], levels=[0.5], colors="red", linewidths=0.8)
-        overlay = axes[2, col].imshow(maps[col], cmap="jet", vmin=0, vmax=vmax)
-        axes[2, col].set_xlabel(f"score {scores[col]:.2f}")
-    for row, label in enumerate(("image", "ground truth", "anomaly map")):
-        axes[row, 0].set_ylabel(label)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(overlay, ax=axes[2, :].tolist(), shrink=0.8, label="s(u) = ||d(:, u)||")
+    for block, sub in enumerate(np.atleast_1d(fig.subfigures(blocks, 1))):
+        shown = range(block * per_block, min(count, (block + 1) * per_block))
+        axes = sub.subplots(3, per_block, squeeze=False)
+        for col, i in enumerate(shown):
+            axes[0, col].imshow(images[i])
+            axes[0, col].set_title(wrap(titles[i].replace("/", " / "), max(12, int(9 * side))),
+                                   fontsize=10)
+            axes[1, col].imshow(images[i])
+            axes[1, col].contour(masks[i], levels=[0.5], colors="red", linewidths=0.8)
+            overlay = axes[2, col].imshow(maps[i], cmap="jet", vmin=0, vmax=vmax)
+            axes[2, col].set_xlabel(f"score {scores[i]:.2f}")
+        for row, label in enumerate(("image", "ground\ntruth", "anomaly\nmap")):
+            axes[row, 0].set_ylabel(label)
+        for ax in axes.flat:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in axes[:, len(shown):].flat:
+            ax.set_visible(False)
+        sub.colorbar(overlay, ax=axes[2, :].tolist(), shrink=0.8, label="s(u) = ||d(:, u)||")
     return fig
+
+
+#: Where the bars of an AUROC start: chance. Other metrics' bars start at 0.
+_CHANCE = 50.0
 
 
 @styled
 def paper_vs_ours(summary: pd.DataFrame, paper: dict[str, float], labels: dict[str, str],
                   metric: str = "pixel_auroc", title: str = "") -> Figure:
     """Bars of our mean (error bar: std over seeds, where there are several) beside the
-    paper's value, per variant; the legend, above the axes, lists only what is drawn."""
+    paper's value, per variant, on an axis that ends at 100 % and starts at chance for an
+    AUROC (at 0 otherwise), as its label says, so that bar lengths do not magnify the gaps;
+    our value is written in each of our bars. The legend, above the axes, lists only what
+    is drawn."""
     names = list(summary["variant"])
     x = np.arange(len(names))
     ours = 100 * summary[f"{metric}_mean"].to_numpy()
@@ -63,19 +86,25 @@ def paper_vs_ours(summary: pd.DataFrame, paper: dict[str, float], labels: dict[s
     spread = 100 * summary[f"{metric}_std"].fillna(0).to_numpy() if several \
         else np.zeros(len(names))
     theirs = np.array([paper.get(name, np.nan) for name in names], dtype=float)
+    base = _CHANCE if metric.endswith("auroc") else 0.0
     fig, ax = plt.subplots(figsize=(min(WIDTH, 1.2 * len(names) + 1.5), 3.8),
                            layout="constrained")
     if np.isfinite(theirs).any():
-        ax.bar(x - 0.2, theirs, 0.4, label="paper (MVTec-AD)", color="#999999")
-    ax.bar(x + 0.2, ours, 0.4, yerr=spread if several else None, capsize=3,
-           label="ours (error bar: std over seeds)" if several else "ours", color="#1f77b4")
+        ax.bar(x - 0.2, theirs - base, 0.4, bottom=base, label="paper (MVTec-AD)",
+               color="#999999")
+    ax.bar(x + 0.2, ours - base, 0.4, bottom=base, yerr=spread if several else None,
+           capsize=3, label="ours (error bar: std over seeds)" if several else "ours",
+           color="#1f77b4")
     for xi, value, error in zip(x, ours, spread, strict=True):
-        ax.text(xi + 0.2, value + error + 0.3, f"{value:.1f}", ha="center", va="bottom",
-                fontsize=9.5)
+        inside = value - error - base > 8  # room for the label under the error bar
+        ax.text(xi + 0.2, value - error - 1 if inside else max(value, base) + error + 1,
+                f"{value:.1f}", ha="center", va="top" if inside else "bottom", fontsize=9.5,
+                color="white" if inside else "black")
     ax.set_xticks(x, [wrap(labels.get(n, n), 13) for n in names])
-    low = np.nanmin(np.concatenate([ours - spread, theirs]))
-    ax.set_ylim(max(0.0, low - 5), 101)
-    ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)} (%)")
+    lowest = np.nanmin(np.concatenate([ours - spread, theirs]))
+    ax.set_ylim(min(base, lowest - 2), 100)  # a value below chance is not cut off
+    start = "\nbars from chance (50 %)" if base else ""
+    ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)} (%){start}")
     ax.grid(axis="y")
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2)
     if title:
@@ -85,18 +114,19 @@ def paper_vs_ours(summary: pd.DataFrame, paper: dict[str, float], labels: dict[s
 
 @styled
 def tsne_plot(embedding: np.ndarray, sample: DifferenceSample, title: str = "") -> Figure:
-    """Fig. 5: circles normal, triangles anomalous, colour the predicted score s(u)."""
-    fig, ax = plt.subplots(figsize=(5.8, 5.0), layout="constrained")
-    vmin, vmax = np.percentile(sample.scores, [1, 99])
-    for anomalous, marker, label in ((False, "o", "normal"), (True, "^", "anomalous")):
+    """Fig. 5: normal positions as blue circles, anomalous ones as red triangles; sized to
+    be shown two to a row in the book's column (about 340 px each)."""
+    fig, ax = plt.subplots(figsize=(3.8, 3.9), layout="constrained")
+    for anomalous, marker, colour, label in ((False, "o", "#1f77b4", "normal"),
+                                             (True, "^", "#d62728", "anomalous")):
         keep = sample.anomalous == anomalous
-        points = ax.scatter(embedding[keep, 0], embedding[keep, 1], c=sample.scores[keep],
-                            cmap="coolwarm", vmin=vmin, vmax=vmax, marker=marker, s=16,
-                            edgecolors="k", linewidths=0.2, label=label)
-    fig.colorbar(points, ax=ax, label="predicted anomaly score s(u)")
+        ax.scatter(embedding[keep, 0], embedding[keep, 1], marker=marker, s=30, color=colour,
+                   alpha=0.75, edgecolors="white", linewidths=0.4,
+                   label=f"{label} ({int(keep.sum())})")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2,
+              handletextpad=0.1, columnspacing=1.0, markerscale=1.4)
     if title:
         fig.suptitle(title)
     return fig
@@ -118,9 +148,7 @@ def loss_curves(histories: dict[str, list[float]], ylabel: str = "feature MSE") 
                 linestyle=styles[seeds.index(seed) % 4] if seed is not None else "-")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
-    ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+    _log_scale_if_wide(ax, "y", [x for losses in histories.values() for x in losses], 2.8)
     ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=colours[i % 10], label=g) for i, g in enumerate(groups)]
     first = fig.legend(handles=handles, loc="outside right upper")
@@ -131,6 +159,31 @@ def loss_curves(histories: dict[str, list[float]], ylabel: str = "feature MSE") 
     elif seeds:
         first.set_title(f"seed {seeds[0]}")
     return fig
+
+
+#: Tick labels of a log axis at least this far apart (inches), so that they never touch.
+_TICK_GAP = 0.4
+
+
+def _log_scale_if_wide(ax: Any, which: str, values: Any, length: float) -> None:
+    """A log scale on ``ax``'s ``which`` ("x" or "y") axis where ``values`` span more than a
+    factor of 10 (else it stays linear), labelled at the densest of 1-2-5, 1-3 and powers
+    of 10 whose labels stay ``_TICK_GAP`` apart along the axis's ``length`` inches; no
+    labels at minor ticks."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if not len(values) or values.max() <= 10 * values.min():
+        return
+    decades = np.log10(values.max() / values.min()) + 0.2  # the axis's margins
+    for subs in ((1.0, 2.0, 5.0), (1.0, 3.0), (1.0,)):
+        closest = np.log10(subs[1] / subs[0]) if len(subs) > 1 else 1.0
+        if closest * length / decades >= _TICK_GAP:
+            break
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(ticker.LogLocator(subs=subs))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _group_and_seed(name: str) -> tuple[str, str | None]:
@@ -185,7 +238,8 @@ def defect_kind_bars(kinds: pd.DataFrame, found: float = KIND_FOUND) -> Figure:
 @styled
 def image_grid(rows: dict[str, np.ndarray], masks: np.ndarray | None = None,
                columns: int = 8) -> Figure:
-    """Rows of small images (each row a labelled set); masks outlined in red on the last row."""
+    """Rows of small images (each row a set, labelled at its left); masks outlined in red on
+    the last row."""
     side = min(1.3, (WIDTH - 1.2) / columns)
     fig, axes = plt.subplots(len(rows), columns,
                              figsize=(side * columns + 1.2, (side + 0.1) * len(rows)),
@@ -201,7 +255,8 @@ def image_grid(rows: dict[str, np.ndarray], masks: np.ndarray | None = None,
                     ax.contour(masks[c], levels=[0.5], colors="red", linewidths=0.6)
             else:
                 ax.axis("off")
-        axes[r, 0].set_ylabel(wrap(label, 14))
+        # upright, so that a long label cannot run into the next row's
+        axes[r, 0].set_ylabel(wrap(label, 10), rotation=0, ha="right", va="center")
     return fig
 
 
@@ -259,13 +314,8 @@ def cost_bars(cost: pd.DataFrame, labels: dict[str, str]) -> Figure:
             y = np.arange(len(groups)) + (v - (len(variants) - 1) / 2) * height
             ax.barh(y, rows[column], height=height, color=colours[v % len(colours)],
                     label=labels.get(variant, variant))
-        values = cost[column].dropna()
-        if column.endswith("_s") and values.min() > 0 and values.max() > 10 * values.min():
-            # times that span more than a factor of 10: log scale, labelled at 1-2-5 steps
-            ax.set_xscale("log")
-            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
-            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        if column.endswith("_s"):
+            _log_scale_if_wide(ax, "x", cost[column].dropna(), WIDTH / len(_COST_PANELS) - 0.5)
         ax.set_xlabel(label)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(np.arange(len(groups)), groups)
@@ -321,31 +371,60 @@ def shortcut_curves(summary: pd.DataFrame, labels: dict[str, str], title: str = 
     return fig
 
 
+#: The verdict matrix's colours, one per verdict of a claim's pair (``stats.CLAIM_VERDICTS``).
+_VERDICT_COLOURS = {stats.AGREES: "#4caf50", stats.DISAGREES: "#e57373",
+                    stats.NOT_SEPARATED: "#bdbdbd"}
+
+
 @styled
-def verdict_matrix(matrix: pd.DataFrame, title: str = "") -> Figure:
-    """Setting x claim (and category) verdicts as coloured cells (``study.sensitivity_matrix``)."""
-    colours = {"agrees": "#4caf50", "does not agree": "#e57373", "not separated": "#bdbdbd"}
-    cells = matrix.drop(columns=["setting", "claim"])
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.5 * len(matrix) + 1.2), layout="constrained")
-    for i, (_, row) in enumerate(cells.iterrows()):
-        for j, value in enumerate(row):
-            ax.add_patch(plt.Rectangle((j, i), 1, 1, color=colours.get(value, "white")))
-            ax.text(j + 0.5, i + 0.5, value if isinstance(value, str) else "—", ha="center",
-                    va="center", fontsize=10)
-    ax.set_xlim(0, len(cells.columns))
-    ax.set_ylim(len(matrix), 0)
-    names = {"all": "all categories"}
-    ax.set_xticks(np.arange(len(cells.columns)) + 0.5,
-                  [names.get(c, c) for c in cells.columns])
+def verdict_matrix(verdicts: pd.DataFrame, title: str = "") -> Figure:
+    """Setting x claim (rows) and category (columns, 'all' first as in ``verdicts``): each
+    cell reads the claim's pairs as the sensitivity table does (``stats.pairs_reading``,
+    e.g. '2 of 3 pairs agree, 1 not separated') and is split in colour in proportion to
+    its pairs' verdicts, so that a mixed verdict looks mixed. ``verdicts``: one row per
+    pair, category and setting (``study.sensitivity_verdicts``)."""
+    needed = {"setting", "claim_of", "claim", "category", "verdict"}
+    if not needed <= set(verdicts.columns):
+        raise ValueError(f"verdict_matrix needs study.sensitivity_verdicts' rows (columns "
+                         f"{sorted(needed)}), got the columns {list(verdicts.columns)}")
+    claimed = verdicts[verdicts["claim"].astype(bool)]
+    categories = list(dict.fromkeys(claimed["category"]))
+    rows = list(claimed.groupby(["setting", "claim_of"], sort=False))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.62 * len(rows) + 1.5), layout="constrained")
+    for i, (_, group) in enumerate(rows):
+        for j, category in enumerate(categories):
+            _verdict_cell(ax, j, i, [stats.CLAIM_VERDICTS[v] for v in
+                                     group.loc[group["category"] == category, "verdict"]])
+    ax.set_xlim(0, len(categories))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks(np.arange(len(categories)) + 0.5,
+                  ["all categories" if c == "all" else c for c in categories])
     ax.xaxis.tick_top()
     ax.tick_params(length=0)
     ax.spines[:].set_visible(False)
-    ax.set_yticks(np.arange(len(matrix)) + 0.5,
-                  [wrap(f"{_claim_title(c)}: {s}", 34)
-                   for s, c in zip(matrix["setting"], matrix["claim"], strict=True)])
+    settings = {s.name: s.label for s in SENSITIVITY_SETTINGS}
+    ax.set_yticks(np.arange(len(rows)) + 0.5,
+                  [wrap(f"{_claim_title(claim)}: {settings.get(setting, setting)}", 28)
+                   for (setting, claim), _ in rows])
+    handles = [matplotlib.patches.Patch(color=c, label=v) for v, c in _VERDICT_COLOURS.items()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles),
+               title="a cell's colours: the share of the claim's pairs with each verdict")
     if title:
         ax.set_title(title)
     return fig
+
+
+def _verdict_cell(ax: Any, x: int, y: int, said: list[str]) -> None:
+    """The unit cell at (x, y): coloured left to right by the share of each pair verdict in
+    ``said``, with the pairs' reading on it in two lines ('—' where none ran)."""
+    left = x
+    for verdict, colour in _VERDICT_COLOURS.items():
+        share = said.count(verdict) / len(said) if said else 0
+        ax.add_patch(plt.Rectangle((left, y), share, 1, color=colour, linewidth=0))
+        left += share
+    ax.add_patch(plt.Rectangle((x, y), 1, 1, fill=False, edgecolor="white", lw=2))
+    text = stats.pairs_reading(said).replace(", ", ",\n") if said else "—"
+    ax.text(x + 0.5, y + 0.5, text, ha="center", va="center", fontsize=9.5, linespacing=1.15)
 
 
 def _claim_title(name: str) -> str:
