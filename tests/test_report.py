@@ -706,6 +706,17 @@ def test_a_claim_with_both_methods_at_the_ceiling_is_saturated(tmp_path: Path) -
     assert headline.endswith("The paper's claim that ADTR+ improves on ADTR is saturated here: "
                              "both are at or above 99.5 % in image AUROC, where no difference "
                              "can show.")
+    # one class below the ceiling, the mean still above it: that class is named
+    values = {("adtr", "plane", 0): {"image_auroc": 1.0}, ("adtr_plus", "plane", 0):
+              {"image_auroc": 1.0}, ("adtr", "car", 0): {"image_auroc": 0.995},
+              ("adtr_plus", "car", 0): {"image_auroc": 0.99}}
+    _write(tmp_path / "one", "oneclass", {**_one_class(), **_plus_results(
+        "oneclass", values, {"cifar10_image_auroc": {"ADTR": 94.7, "ADTR+": 96.1}},
+        _one_class()["record"])})
+    headline = report.plus_headline(report.load("oneclass", "cpu", tmp_path / "one"))
+    assert headline.endswith("Per class, both are at the ceiling in 1 of 2; where one of them "
+                             "is below it, ADTR+ − ADTR is class car: -0.5 points (seed 0, no "
+                             "interval).")
 
 
 def test_one_class_notes(plus_results: Path, tmp_path: Path) -> None:

@@ -263,6 +263,25 @@ def _plus_head(exp: Experiment, differences: dict[str, PlusDifference]) -> str:
     return f"**Here {'; '.join(said)}.**"
 
 
+def _below_ceiling(exp: Experiment, metric: str) -> str:
+    """Where ADTR and ADTR+ are at the ceiling on average: the categories (classes) in which
+    one of them is below it, with ADTR+ − ADTR there ('' when there are none)."""
+    unit = unit_column(exp.runs)
+    values = exp.runs.pivot_table(index=unit, columns="variant", values=metric, sort=False)
+    if not {"adtr", "adtr_plus"} <= set(values.columns):
+        return ""
+    below = values[values[["adtr", "adtr_plus"]].min(axis=1) < stats.SATURATION]
+    if below.empty:
+        return ""
+    named = "class " if unit == "class" else ""  # 'class 4', but 'coins'
+    said = ", ".join(f"{named}{name}: {signed(100 * (row['adtr_plus'] - row['adtr']))}"
+                     for name, row in below.iterrows())
+    seeds = over_seeds(exp.record.seeds, "mean")
+    return (f"Per {unit}, both are at the ceiling in {len(values) - len(below)} of "
+            f"{len(values)}; where one of them is below it, ADTR+ − ADTR is {said} points "
+            f"({seeds}, no interval).")
+
+
 def _plus_claim(exp: Experiment, differences: dict[str, PlusDifference],
                 claimed: list[str]) -> str:
     """What the differences say of the paper's claim, over the ``claimed`` metrics: where
@@ -273,7 +292,8 @@ def _plus_claim(exp: Experiment, differences: dict[str, PlusDifference],
     if claimed and ceiling == claimed:
         return (f"The paper's claim that ADTR+ improves on ADTR is saturated here: both are "
                 f"at or above {100 * stats.SATURATION:.1f} % in {_names(ceiling)}, where no "
-                f"difference can show.")
+                f"difference can show." + "".join(
+                    f" {_below_ceiling(exp, m)}" for m in ceiling if _below_ceiling(exp, m)))
     claimed = [m for m in claimed if m not in ceiling]
     held = [m for m in claimed if differences[m].verdict == "improves"]
     open_ = [m for m in claimed if differences[m].verdict == "no clear difference"]
