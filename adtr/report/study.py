@@ -73,6 +73,16 @@ def twin_pass_through(exp: Experiment | None) -> dict[str, float]:
     return {v: float(x) for v, x in last.dropna().items()}
 
 
+def error_ratios(exp: Experiment | None) -> dict[str, float]:
+    """Variant -> the error at anomalous tokens over that at normal ones at the last
+    checkpoint, mean over categories and seeds, highest first (empty without probes)."""
+    probes = _probes(exp) if exp is not None else pd.DataFrame()
+    if probes.empty or "error_ratio" not in probes:
+        return {}
+    last = _at(probes, first=False).groupby("variant", sort=False)["error_ratio"].mean()
+    return {v: float(x) for v, x in last.dropna().sort_values(ascending=False).items()}
+
+
 def shortcut_statement(exp: Experiment) -> str:
     """What the probes say at the last checkpoint, in numbers, against the paper's argument
     (the variants fed by their own input show less of an anomaly than ADTR)."""
@@ -80,7 +90,7 @@ def shortcut_statement(exp: Experiment) -> str:
     if probes.empty:
         return "No run recorded shortcut statistics."
     last = _at(probes, first=False).groupby("variant", sort=False).mean(numeric_only=True)
-    ratio = last["error_ratio"].sort_values(ascending=False)
+    ratio = pd.Series(error_ratios(exp))
     said = ", ".join(f"{label(v)} {x:.2f}" for v, x in ratio.items())
     epoch = int(probes["epoch"].max())
     text = (f"At the last checkpoint (epoch {epoch}), the error at anomalous tokens over the "
