@@ -164,3 +164,19 @@ def test_setting_metrics_set_adtr_beside_itself_in_every_setting(tmp_path: Path)
     pixels = report.setting_metrics(report.load("sensitivity", "cpu", tmp_path),
                                     metric="pixel_auroc")
     assert list(pixels["coins"]) == [92.0, 95.0]
+
+
+def test_the_sensitivity_statement_says_once_what_holds_in_every_setting(tmp_path: Path) -> None:
+    def pair(setting, claim, a, b, category, verdict):
+        return {"setting": setting, "claim_of": claim, "claim": True, "a": a, "b": b,
+                "category": category, "verdict": verdict, "difference": 0.01, "low": 0.0,
+                "high": 0.02}
+    rows = [pair(s, "scales", "adtr", "last_layer", "all", stats.BETTER)
+            for s in ("base", "standardised")]
+    rows += [pair("base", "target", "adtr", "pixels", "all", stats.NOT_SEPARATED),
+             pair("standardised", "target", "adtr", "pixels", "all", stats.WORSE)]
+    results = _results("sensitivity", {("base/attention_query/adtr", "brick", 0): 0.9}, {})
+    _write(tmp_path, "sensitivity", {**results, "sensitivity": rows})
+    text = report.sensitivity_statement(report.load("sensitivity", "cpu", tmp_path))
+    assert text == ("**Table 4d**: in both settings, agrees. **Table 4b**: the book's regime: "
+                    "not separated; per-channel standardised features: does not agree.")

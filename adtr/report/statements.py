@@ -571,7 +571,8 @@ def _convergence_line(convergence: Experiment | None) -> str:
             f"{len(behind)} of {len(checked)} variants are more than "
             f"{100 * rule['tolerance']:.1f} points below their best in much longer runs "
             f"({labels.get(worst['variant'], worst['variant'])}: "
-            f"{worst['gap_points']:.2f} points); the rule asks for {rule['epochs']} "
+            f"{worst['gap_points']:.2f} points); the convergence study's rule, which reads "
+            f"the schedule off those runs, asks for {rule['epochs']} "
             f"epochs{unconfirmed} {page}.{changes}")
 
 

@@ -155,8 +155,12 @@ def sensitivity_statement(exp: Experiment) -> str:
         by_verdict: dict[str, list[str]] = {}
         for _, row in group.iterrows():
             by_verdict.setdefault(row["All categories"], []).append(row["Setting"])
-        said = "; ".join(f"{verdict} in {', '.join(settings)}"
-                         for verdict, settings in by_verdict.items())
+        if len(by_verdict) == 1 and len(group) > 1:
+            every = "both settings" if len(group) == 2 else "every setting"
+            said = f"in {every}, {next(iter(by_verdict))}"
+        else:
+            said = "; ".join(f"{' and '.join(settings)}: {verdict}"
+                             for verdict, settings in by_verdict.items())
         parts.append(f"**{claim}**: {said}.")
     return " ".join(parts)
 
