@@ -349,3 +349,16 @@ def test_a_table_4_page_reads_its_claim_on_the_long_runs() -> None:
     assert "on coins (" in one and "all 1" not in one
     assert page.at_plateau(study(six), table_page("target", [])) == ""  # not decided there
     assert page.at_plateau(None, fourth_a) == "" and page.at_plateau(study(six), None) == ""
+
+
+def test_the_seed_table_never_prints_a_negative_zero() -> None:
+    from types import SimpleNamespace
+
+    from adtr.report import convergence as page
+    rows = [{"category": "coins", "seeds": 3, "adtr_mean": 96.381, "adtr_sd": 0.08,
+             "cnn_mean": 96.383, "cnn_sd": 0.21, "difference_mean": -0.002,
+             "difference_sd": 0.13, "interval_half_width": 0.41}]
+    exp = SimpleNamespace(table={"seed_check": rows, "labels": {"adtr": "ADTR", "cnn": "CNN"}}.get)
+    table = page.seed_table(exp)
+    assert table.loc[0, "ADTR − CNN"] == "+0.00 ± 0.13"
+    assert table.loc[0, "CNN"] == "96.38 ± 0.21"

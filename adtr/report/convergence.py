@@ -184,7 +184,7 @@ def seed_table(exp: Experiment) -> pd.DataFrame:
         table[_name(exp, v)] = [f"{m:.2f} ± {s:.2f}" for m, s in
                                 zip(rows[f"{v}_mean"], rows[f"{v}_sd"], strict=True)]
     table[f"{_name(exp, a)} − {_name(exp, b)}"] = [
-        f"{m:+.2f} ± {s:.2f}" for m, s in
+        f"{round(m, 2) or 0.0:+.2f} ± {s:.2f}" for m, s in  # never '-0.00'
         zip(rows["difference_mean"], rows["difference_sd"], strict=True)]
     table["Interval half-width"] = [f"{w:.2f}" for w in rows["interval_half_width"]]
     return table
