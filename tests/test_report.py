@@ -912,3 +912,13 @@ def test_the_first_screen_says_whether_the_books_runs_reached_their_plateau() ->
     assert "asks for 200 epochs, and those runs are too short to confirm it" in (
         _convergence_line(study(0.1, 0.9, enough=False)))
     assert _convergence_line(None) == ""
+
+
+def test_the_epochs_of_an_untrained_reference_are_named_not_zero() -> None:
+    from types import SimpleNamespace
+
+    from adtr.report import tracing
+    runs = [SimpleNamespace(variant=v, epochs_trained=e, base_epochs=None)
+            for v, e in (("adtr", 240), ("cnn", 240), ("pca", 0))]
+    exp = SimpleNamespace(record=SimpleNamespace(runs=runs, config={}))
+    assert tracing._epochs(exp) == "240, none for the PCA reference"

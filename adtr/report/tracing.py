@@ -87,9 +87,11 @@ def _seeds(exp: Experiment) -> str:
 
 
 def _epochs(exp: Experiment) -> str:
-    """Epochs trained; ADTR+ runs as 'base + fine-tuning'."""
+    """Epochs trained; ADTR+ runs as 'base + fine-tuning'; runs without training (the PCA
+    reference, 0 epochs) named as such, not as '0'."""
     runs = _run_records(exp)
-    trained = _unique(r.epochs_trained for r in runs if r.base_epochs is None)
+    trained = _unique("none for the PCA reference" if r.variant == "pca" else r.epochs_trained
+                      for r in runs if r.base_epochs is None)
     tuned = _unique(f"{r.base_epochs} + {r.epochs_trained} fine-tuning" for r in runs
                     if r.base_epochs is not None)
     if not runs:
