@@ -42,8 +42,9 @@ def schedule_statement(exp: Experiment, book_epochs: int) -> str:
             f"{found['lr_cut_epoch']}). In the long runs ({found['long_epochs']} epochs, cut "
             f"at {found['long_lr_cut_epoch']}), the slowest variant, {slowest}, stops rising by "
             f"more than {tolerance:.1f} points (category mean, before the long runs' cut) from "
-            f"epoch {found['plateau_epoch'][found['slowest']]} on; the schedule is the fewest "
-            f"epochs, in steps of {found['step']}, whose cut comes no earlier.")
+            f"epoch {found['plateau_epoch'][found['slowest']]} on. The schedule is the "
+            f"shortest, in steps of {found['step']} epochs, whose learning-rate cut comes at "
+            f"or after that epoch.")
     if not found["enough"]:
         text += (f" The long runs are shorter than twice that schedule, so they cannot show "
                  f"that it is long enough: they would need {2 * found['epochs']} epochs.")
