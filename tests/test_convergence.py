@@ -362,3 +362,36 @@ def test_the_seed_table_never_prints_a_negative_zero() -> None:
     table = page.seed_table(exp)
     assert table.loc[0, "ADTR − CNN"] == "+0.00 ± 0.13"
     assert table.loc[0, "CNN"] == "96.38 ± 0.21"
+
+
+def test_a_separated_pair_closer_to_0_than_the_seed_sd_is_flagged() -> None:
+    from types import SimpleNamespace
+
+    from adtr import stats
+    from adtr.report import convergence as page
+
+    def row(a: str, b: str, low: float, high: float) -> dict:
+        verdict = stats.BETTER if low > 0 else stats.WORSE if high < 0 else stats.NOT_SEPARATED
+        return {"a": a, "b": b, "claim": True, "metric": "pixel_auroc", "category": "all",
+                "difference": (low + high) / 2, "low": low, "high": high, "verdict": verdict,
+                "seeds": 1, "claim_of": "attention_query"}
+
+    seeds = [{"category": c, "seeds": 3, "adtr_mean": 97.0, "adtr_sd": 0.1, "cnn_mean": 97.0,
+              "cnn_sd": 0.1, "difference_mean": 0.0, "difference_sd": sd,
+              "interval_half_width": 0.4} for c, sd in (("coins", 0.13), ("horse", 0.16))]
+    study = SimpleNamespace(table={"seed_check": seeds}.get)
+
+    def table_page(*rows: dict) -> SimpleNamespace:
+        return SimpleNamespace(name="attention_query", table={"intervals": list(rows)}.get,
+                               record=SimpleNamespace(categories=["coins"], config={}))
+
+    # ADTR - CNN ends 0.05 from 0 (< 0.16): flagged; w/o Query is not a pair the seeds train
+    near = table_page(row("adtr", "cnn", -0.56, -0.05), row("adtr", "no_query", 0.01, 0.9))
+    assert page.near_the_edge(study, near) == (
+        "**Near the edge.** Attn + Query (ADTR) − CNN (does not agree) ends 0.05 points from 0, "
+        "less than the seed SD of that difference on one category (up to 0.16 points in the "
+        "{doc}`seed check <convergence>`): with another seed its interval could contain 0, and "
+        "the pair would read not separated.")
+    assert page.near_the_edge(study, table_page(row("adtr", "cnn", -0.56, -0.2))) == ""
+    assert page.near_the_edge(study, table_page(row("adtr", "cnn", -0.56, 0.1))) == ""
+    assert page.near_the_edge(None, near) == ""

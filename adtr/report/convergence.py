@@ -321,6 +321,30 @@ def at_plateau(study: Experiment | None, page: Experiment | None) -> str:
             f"{'; '.join(said)}.")
 
 
+def near_the_edge(study: Experiment | None, page: Experiment | None) -> str:
+    """A Table 4 page's caveat where seeds could change a verdict: each separated claim
+    pair of the page whose interval ends closer to 0 than the largest seed SD of that pair's
+    difference that the ``study``'s seed check measured on one category (only pairs the
+    seed check trains); '' where there is none."""
+    rows = (study.table("seed_check") or []) if study is not None and page is not None else []
+    if not rows:
+        return ""
+    seeded = [c[:-5] for c in rows[0] if c.endswith("_mean") and c != "difference_mean"][:2]
+    largest = max(r["difference_sd"] for r in rows)
+    labels = catalog.get(page.name).labels
+    said = []
+    for c in comparisons_of(page, "pixel_auroc"):
+        edge = min(abs(c.low), abs(c.high))
+        if [c.a, c.b] == seeded and c.low * c.high > 0 and edge < largest:
+            said.append(f"{labels[c.a]} − {labels[c.b]} ({c.verdict}) ends {edge:.2f} points "
+                        f"from 0, less than the seed SD of that difference on one category "
+                        f"(up to {largest:.2f} points in the {{doc}}`seed check <convergence>`)")
+    if not said:
+        return ""
+    return (f"**Near the edge.** {'; '.join(said)}: with another seed its interval could "
+            f"contain 0, and the pair would read not separated.")
+
+
 def claims_statement(exp: Experiment, book_epochs: int) -> str:
     """The page's first finding: whether training twice as long changes a claim's verdict
     on the long runs' categories."""
