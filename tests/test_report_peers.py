@@ -132,3 +132,11 @@ def test_a_category_where_both_methods_are_at_the_ceiling_reads_saturated(tmp_pa
     # over all categories the means (95.0, 97.3) are below the ceiling: read by the interval
     pairs = peers.pair_table(exp, "pixel_auroc").set_index("Pair (a − b)")
     assert pairs.loc["ADTR − PaDiM (anomalib)", "Over all categories"] == "PaDiM (anomalib) ahead"
+
+
+def test_the_peers_page_opens_with_its_verdict_per_metric(peer_results: Path) -> None:
+    exp = report.load("peers", "cpu", peer_results)
+    assert report.finding(exp) == (
+        "**In pixel AUROC, ADTR behind PaDiM; ADTR ahead of PatchCore.** ADTR − PaDiM "
+        "-5.00 [-7.00, -3.00]; ADTR − PatchCore +1.00 [+0.20, +1.80] points.")  # no image rows
+    assert report.finding(None) == ""

@@ -409,6 +409,24 @@ def overview(experiments: dict[str, Experiment | None], paper_samples: int) -> p
     return pd.DataFrame(rows)
 
 
+def finding(exp: Experiment | None, paper_samples: int = catalog.FIG5_SAMPLES) -> str:
+    """A page's first line: its verdict and our numbers as the intro's claims table gives
+    them, e.g. '**4 of 6 categories agree, 2 partly agree.** Ours: k-NN accuracy 92.0% (mean
+    over 6 categories).' ('' for an experiment the table does not summarise)."""
+    if exp is None or catalog.get(exp.name).kind not in _OVERVIEW:
+        return ""
+    kind = catalog.get(exp.name).kind
+    if kind == "peers":  # the peers pages decide image and pixel AUROC alike
+        said = []
+        for metric in ("image_auroc", "pixel_auroc"):
+            ours, verdict = _peer_pairs(exp, metric)
+            if ours:
+                said.append(f"**In {METRIC_NAMES[metric]}, {verdict}.** {ours} points.")
+        return " ".join(said)
+    row = _OVERVIEW[kind](exp, "", paper_samples)
+    return f"**{row['Verdict'][:1].upper()}{row['Verdict'][1:]}.** Ours: {row['Ours']}."
+
+
 def _overview_tsne(exp: Experiment, link: str, paper_samples: int) -> dict[str, str]:
     """Fig. 5 read category by category (the page's thresholds), e.g. '4 of 6 categories
     agree, 2 partly agree', beside the mean k-NN accuracy."""
@@ -502,22 +520,29 @@ def _published(name: str) -> str:
     return f"{METRIC_NAMES[metric]} as published (MVTec-AD): " + ", ".join(said)
 
 
-def _overview_peers(exp: Experiment, link: str, paper_samples: int = 0) -> dict[str, str]:
+def _peer_pairs(exp: Experiment, metric: str) -> tuple[str, str]:
     """ADTR against each method it is compared with (the experiment's pairs with ADTR as
-    a), by the paired intervals of the experiment's metric: who is ahead."""
+    a), by the paired intervals of ``metric``: the differences ('ADTR − PaDiM +0.19 [...]')
+    and who is ahead ('ADTR not separated from PaDiM'); ('', '') where none ran."""
     entry = catalog.get(exp.name)
     names = {name: text.split(" (")[0] for name, text in entry.labels.items()}
-    pairs = [c for c in comparisons_of(exp, entry.metric) if c.a == "adtr"]
-    if not pairs:
-        return {"Claim": link, "Paper": _published(exp.name), "Ours": "not run",
-                "Verdict": "—"}
-    ours = "; ".join(f"{names[c.a]} − {names[c.b]} {c.shown}" for c in pairs)
+    pairs = [c for c in comparisons_of(exp, metric) if c.a == "adtr"]
     sides = {stats.BETTER: "ahead of", stats.WORSE: "behind",
              stats.NOT_SEPARATED: "not separated from"}
-    verdict = "; ".join(f"{names[c.a]} {sides[c.interval_verdict]} {names[c.b]}"
-                        for c in pairs)
+    return ("; ".join(f"{names[c.a]} − {names[c.b]} {c.shown}" for c in pairs),
+            "; ".join(f"{names[c.a]} {sides[c.interval_verdict]} {names[c.b]}"
+                      for c in pairs))
+
+
+def _overview_peers(exp: Experiment, link: str, paper_samples: int = 0) -> dict[str, str]:
+    """ADTR against each method it is compared with, by the experiment's metric."""
+    metric = catalog.get(exp.name).metric
+    ours, verdict = _peer_pairs(exp, metric)
+    if not ours:
+        return {"Claim": link, "Paper": _published(exp.name), "Ours": "not run",
+                "Verdict": "—"}
     return {"Claim": link, "Paper": _published(exp.name),
-            "Ours": f"{METRIC_NAMES[entry.metric]}: {ours} ({data_label(exp)})",
+            "Ours": f"{METRIC_NAMES[metric]}: {ours} ({data_label(exp)})",
             "Verdict": verdict}
 
 
