@@ -601,6 +601,23 @@ def _convergence_line(convergence: Experiment | None) -> str:
             f"epochs{unconfirmed} {page}.{changes}")
 
 
+def shortcut_finding(exp: Experiment | None) -> str:
+    """What the identity-shortcut probes show at the last checkpoint, in one sentence: how
+    much of a defect ADTR and the CNN copy, and where ADTR ranks by the error ratio ('' where
+    the probes have neither)."""
+    copied = twin_pass_through(exp)
+    if not {"adtr", "cnn"} <= set(copied):
+        return ""
+    line = (f"ADTR's reconstruction keeps {copied['adtr']:.2f} of a defect's own deviation, "
+            f"the CNN's {copied['cnn']:.2f} (0 = none, 1 = a copy)")
+    ratios = list(error_ratios(exp))
+    if "adtr" in ratios and len(ratios) > 1:
+        line += (f"; yet by the error at anomalous over normal tokens ADTR is "
+                 f"{ordinal(ratios.index('adtr') + 1)} of {len(ratios)} variants "
+                 f"({label(ratios[0])} highest), where the paper's argument puts it first")
+    return line + "."
+
+
 def table4_headline(experiments: dict[str, Experiment | None]) -> str:
     """The Table 4 pairs at once, in plain words: how many agree with the paper, go against
     it (each named) or are not separated, and the substitute tests apart ('' when no Table 4
@@ -654,15 +671,7 @@ def findings(experiments: dict[str, Experiment | None], paper_samples: int) -> s
     table = overview(experiments, paper_samples)
     for row in table.to_dict(orient="records"):
         lines.append(f"{row['Claim']}: **{row['Verdict']}**. Ours: {row['Ours']}.")
-    copied = twin_pass_through(experiments.get("shortcut"))
-    if {"adtr", "cnn"} <= set(copied):
-        line = (f"{{doc}}`The identity shortcut <shortcut>`, beyond the paper: ADTR's "
-                f"reconstruction keeps {copied['adtr']:.2f} of a defect's own deviation, the "
-                f"CNN's {copied['cnn']:.2f} (0 = none, 1 = a copy)")
-        ratios = list(error_ratios(experiments.get("shortcut")))
-        if "adtr" in ratios and len(ratios) > 1:
-            line += (f"; yet by the error at anomalous over normal tokens ADTR is "
-                     f"{ordinal(ratios.index('adtr') + 1)} of {len(ratios)} variants "
-                     f"({label(ratios[0])} highest), where the paper's argument puts it first")
-        lines.append(line + ".")
+    shortcut = shortcut_finding(experiments.get("shortcut"))
+    if shortcut:
+        lines.append(f"{{doc}}`The identity shortcut <shortcut>`, beyond the paper: {shortcut}")
     return "\n".join(f"- {line}" for line in lines)
