@@ -223,7 +223,7 @@ def test_statement_gives_every_pair_with_its_interval(results: Path) -> None:
     assert "w/o Query: +0.20 [-0.50, +0.90] points, not separated" in text
     assert "PCA residual (no training) −0.30" not in text  # the reference: a − b = ADTR − PCA
     assert "Reference (without training): Attn + Query (ADTR) − PCA residual (no training) " \
-        "-0.30 [-0.90, +0.20] points (Attn + Query (ADTR) not separated)" in text
+        "-0.30 [-0.90, +0.20] points (not separated)" in text
     table = report.interval_table(report.load("attention_query", "cpu", results))
     table = table.set_index("a − b")
     assert list(table.loc["Verdict"]) == ["agrees", "does not agree", "not separated",

@@ -70,7 +70,7 @@ def statement(result: ClaimVerdict) -> str:
     headline = f"Ours {_SAID[verdict]}" if verdict in _SAID else verdict[0].upper() + verdict[1:]
     parts = [f"**{headline}.** The paper's claim: {result.claim.text}."]
     if result.claim.reading:
-        parts.append(f"Read as: {result.claim.reading}.")
+        parts.append(f"How we test it: {result.claim.reading}.")
     if result.substitute or any(map(result.is_substitute, result.comparisons)):
         parts.append(f"A substitute test: {result.claim.substitute_reading}.")
     seeds = max(c.seeds for c in result.comparisons)
@@ -90,9 +90,10 @@ def statement(result: ClaimVerdict) -> str:
     kinds = {v.name: v.reference_kind for e in catalog.EXPERIMENTS.values() for v in e.variants
              if v.reference}
     for ref in result.references:
-        side = {AGREES: "ahead", DISAGREES: "behind"}.get(ref.verdict, "not separated")
+        side = {AGREES: f"{label(ref.a)} ahead",
+                DISAGREES: f"{label(ref.a)} behind"}.get(ref.verdict, "not separated")
         parts.append(f"Reference ({kinds.get(ref.b, 'without training')}): {label(ref.a)} − "
-                     f"{label(ref.b)} {ref.shown} points ({label(ref.a)} {side}).")
+                     f"{label(ref.b)} {ref.shown} points ({side}).")
     return " ".join(parts)
 
 
