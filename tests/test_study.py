@@ -108,6 +108,7 @@ def test_shortcut_rows_and_what_the_page_says(tmp_path: Path) -> None:
     assert table.loc["Slope of f̂ on f, anomalous", "w/o Query, last"] == "0.90"
     assert table.loc["Slope of f̂ on f, anomalous", "w/o Query, before"] == "0.00"
     assert table.loc["Error ratio, anomalous / normal", "Attn + Query (ADTR), last"] == "2.00"
+    assert table.loc["Pixel AUROC (%)", "w/o Query, last"] == "90.0"  # in %, as elsewhere
     assert not table.map(lambda cell: cell.startswith("-0.0")).to_numpy().any()
 
 

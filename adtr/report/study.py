@@ -19,7 +19,7 @@ SHORTCUT_COLUMNS = {
     "error_anomalous": "Error, anomalous",
     "error_normal": "Error, normal",
     "error_normal_p99": "Normal-error tail (p99)",
-    "pixel_auroc": "Pixel AUROC",
+    "pixel_auroc": "Pixel AUROC (%)",
 }
 
 
@@ -56,8 +56,11 @@ def shortcut_table(exp: Experiment, by_kind: bool = False) -> pd.DataFrame:
             name = label(key[-1]) + ("" if by_kind else f", {when}")
             for column, statistic in columns.items():
                 digits = 1 if column.startswith("error_") and column != "error_ratio" else 2
+                value = values[column]
+                if column == "pixel_auroc":  # in % as on every other page
+                    value, digits = 100 * value, 1
                 row = (key[0], statistic) if by_kind else (statistic,)
-                table.setdefault(name, {})[row] = fixed(values[column], digits)
+                table.setdefault(name, {})[row] = fixed(value, digits)
     frame = pd.DataFrame(table)
     frame.index.names = ["Categories", "Statistic"] if by_kind else ["Statistic"]
     return frame.reset_index()
