@@ -344,7 +344,7 @@ def test_overview(results: Path) -> None:
     # the pairs at once: 4a's three (4b-4d not run in this fixture)
     assert statements.table4_headline(report.load_all("cpu", results)) == (
         "**In short.** Of the 3 pairs of variants that the paper's Table 4 ranks and these runs "
-        "test, 1 agrees, 1 goes against it (w/o Attn ahead of Attn + Query (ADTR)) and 1 is not "
+        "test, 1 agrees, 1 does not agree (w/o Attn ahead of Attn + Query (ADTR)) and 1 is not "
         "separated. The claims' lines below give the intervals.")
     missing = rows.loc["{doc}`Table 4d: feature scales <scales>`"]
     assert missing["Ours"] == "not run" and missing["Paper"] == "Multi-scale > Last layer"
@@ -922,3 +922,15 @@ def test_the_epochs_of_an_untrained_reference_are_named_not_zero() -> None:
             for v, e in (("adtr", 240), ("cnn", 240), ("pca", 0))]
     exp = SimpleNamespace(record=SimpleNamespace(runs=runs, config={}))
     assert tracing._epochs(exp) == "240, none for the PCA reference"
+
+
+def test_fig5_is_read_category_by_category_with_plurals() -> None:
+    from types import SimpleNamespace
+
+    def verdict(knn: list[float]) -> str:
+        exp = SimpleNamespace(table={"separation": [{"knn_accuracy_tsne": k} for k in knn]}.get)
+        return statements._overview_tsne(exp, "", 600)["Verdict"]
+
+    assert verdict([0.95, 0.6, 0.6]) == "1 of 3 categories agree, 2 do not agree"
+    assert verdict([0.95] * 5 + [0.85]) == "5 of 6 categories agree, 1 partly agrees"
+    assert verdict([0.8, 0.75]) == "partly agrees"  # the same in every category

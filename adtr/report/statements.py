@@ -244,17 +244,18 @@ def _plus_head(exp: Experiment, differences: dict[str, PlusDifference]) -> str:
     ceiling = _at_ceiling(exp, differences)
     parts = [f"is at the ceiling with ADTR in {_names(ceiling)}"] if ceiling else []
     rest = {m: d for m, d in differences.items() if m not in ceiling}
-    one_seed = {m: d for m, d in rest.items() if d.verdict_text.endswith("(one seed)")}
+    # no interval and one seed: given as a number, never as a verdict
+    one_seed = {m: d for m, d in rest.items() if d.interval is None and d.spread is None}
     phrases = {"improves": "improves on ADTR in {}",
                "no clear difference": "shows no clear difference from ADTR in {}",
                "worse": "is worse than ADTR in {}"}
     for verdict, phrase in phrases.items():
         found = [m for m, d in rest.items() if m not in one_seed and d.verdict == verdict]
         if verdict == "no clear difference":  # a paired interval that contains 0
-            separated = [m for m in found if rest[m].interval is not None]
-            if separated:
-                parts.append(f"is not separated from ADTR in {_names(separated)}")
-            found = [m for m in found if m not in separated]
+            not_separated = [m for m in found if rest[m].interval is not None]
+            if not_separated:
+                parts.append(f"is not separated from ADTR in {_names(not_separated)}")
+            found = [m for m in found if m not in not_separated]
         if found:
             parts.append(phrase.format(_names(found)))
     said = [f"ADTR+ {'; '.join(parts)}"] if parts else []
@@ -291,10 +292,12 @@ def _plus_claim(exp: Experiment, differences: dict[str, PlusDifference],
     (it cannot say that the claim fails)."""
     ceiling = _at_ceiling(exp, claimed)
     if claimed and ceiling == claimed:
-        return (f"The paper's claim that ADTR+ improves on ADTR is saturated here: both are "
+        said = [f"The paper's claim that ADTR+ improves on ADTR is saturated here: both are "
                 f"at or above {100 * stats.SATURATION:.1f} % in {_names(ceiling)}, where no "
-                f"difference can show." + "".join(
-                    f" {_below_ceiling(exp, m)}" for m in ceiling if _below_ceiling(exp, m)))
+                f"difference can show."]
+        for metric in ceiling:
+            said.append(_below_ceiling(exp, metric))
+        return " ".join(s for s in said if s)
     claimed = [m for m in claimed if m not in ceiling]
     held = [m for m in claimed if differences[m].verdict == "improves"]
     open_ = [m for m in claimed if differences[m].verdict == "no clear difference"]
@@ -428,19 +431,28 @@ def finding(exp: Experiment | None, paper_samples: int = catalog.FIG5_SAMPLES) -
     return f"**{row['Verdict'][:1].upper()}{row['Verdict'][1:]}.** Ours: {row['Ours']}."
 
 
+def _tsne_reading(knn: float) -> str:
+    """One category of Fig. 5 by its k-NN accuracy: agrees, partly agrees, does not agree."""
+    if knn >= SEPARATED:
+        return "agrees"
+    return "partly agrees" if knn >= PARTLY_SEPARATED else "does not agree"
+
+
 def _overview_tsne(exp: Experiment, link: str, paper_samples: int) -> dict[str, str]:
     """Fig. 5 read category by category (the page's thresholds), e.g. '4 of 6 categories
     agree, 2 partly agree', beside the mean k-NN accuracy."""
     knn = pd.DataFrame(exp.table("separation"))["knn_accuracy_tsne"]
-    readings = ["agrees" if k >= SEPARATED else "partly agrees" if k >= PARTLY_SEPARATED
-                else "does not agree" for k in knn]
+    readings = [_tsne_reading(k) for k in knn]
     if len(set(readings)) == 1:
         verdict = readings[0]
     else:
-        counts = {r: readings.count(r) for r in ("partly agrees", "does not agree")}
-        verdict = ", ".join([f"{readings.count('agrees')} of {len(readings)} categories agree"]
-                            + [f"{n} {r.replace('agrees', 'agree')}"
-                               for r, n in counts.items() if n])
+        said = [f"{readings.count('agrees')} of {len(readings)} categories agree"]
+        for reading, many in (("partly agrees", "partly agree"),
+                              ("does not agree", "do not agree")):
+            n = readings.count(reading)
+            if n:
+                said.append(f"{n} {reading if n == 1 else many}")
+        verdict = ", ".join(said)
     return {"Claim": link, "Paper": f"plot of {paper_samples} vectors, no number",
             "Ours": f"k-NN accuracy {percent(knn.mean())}% (mean over "
                     f"{plural(len(knn), 'category', 'categories')})", "Verdict": verdict}
@@ -613,9 +625,15 @@ def shortcut_finding(exp: Experiment | None) -> str:
             f"the CNN's {copied['cnn']:.2f} (0 = none, 1 = a copy)")
     ratios = list(error_ratios(exp))
     if "adtr" in ratios and len(ratios) > 1:
-        line += (f"; yet by the error at anomalous over normal tokens ADTR is "
-                 f"{ordinal(ratios.index('adtr') + 1)} of {len(ratios)} variants "
-                 f"({label(ratios[0])} highest), where the paper's argument puts it first")
+        rank = ratios.index("adtr") + 1
+        if rank == 1:
+            line += (f"; by the error at anomalous over normal tokens ADTR is first of "
+                     f"{len(ratios)} variants, as the paper's argument expects")
+        else:
+            line += (f"; {'yet ' if copied['adtr'] < copied['cnn'] else ''}by the error at "
+                     f"anomalous over normal tokens ADTR is {ordinal(rank)} of {len(ratios)} "
+                     f"variants ({label(ratios[0])} highest), where the paper's argument puts "
+                     f"it first")
     return line + "."
 
 
@@ -637,7 +655,7 @@ def table4_headline(experiments: dict[str, Experiment | None]) -> str:
                 against.append(f"{label(c.b)} ahead of {label(c.a)}")
     if not readings:
         return ""
-    words = {AGREES: ("agrees", "agree"), DISAGREES: ("goes against it", "go against it"),
+    words = {AGREES: ("agrees", "agree"), DISAGREES: ("does not agree", "do not agree"),
              NOT_SEPARATED: ("is not separated", "are not separated"),
              stats.SATURATED: ("is saturated", "are saturated")}
     said = []
@@ -650,7 +668,7 @@ def table4_headline(experiments: dict[str, Experiment | None]) -> str:
             f"Table 4 ranks and these runs test, {listing(said)}")
     if substitutes:
         text += (f"; stand-ins for the paper's backbones (a substitute test): "
-                 f"{listing(substitutes)}")
+                 f"{stats.pairs_reading(substitutes)}")
     return text + ". The claims' lines below give the intervals."
 
 
