@@ -385,13 +385,18 @@ def test_a_separated_pair_closer_to_0_than_the_seed_sd_is_flagged() -> None:
         return SimpleNamespace(name="attention_query", table={"intervals": list(rows)}.get,
                                record=SimpleNamespace(categories=["coins"], config={}))
 
-    # ADTR - CNN ends 0.05 from 0 (< 0.16): flagged; w/o Query is not a pair the seeds train
+    # SD of the mean over 1 category: sqrt((0.13² + 0.16²) / 2) = 0.146; ADTR - CNN ends 0.05
+    # from 0 (< 2 SD): flagged; w/o Query is not a pair the seed check trains
     near = table_page(row("adtr", "cnn", -0.56, -0.05), row("adtr", "no_query", 0.01, 0.9))
     assert page.near_the_edge(study, near) == (
         "**Near the edge.** Attn + Query (ADTR) − CNN (does not agree) ends 0.05 points from 0, "
-        "less than the seed SD of that difference on one category (up to 0.16 points in the "
-        "{doc}`seed check <convergence>`): with another seed its interval could contain 0, and "
-        "the pair would read not separated.")
-    assert page.near_the_edge(study, table_page(row("adtr", "cnn", -0.56, -0.2))) == ""
+        "within two seed SDs of 0 (the SD of its mean over 1 category is about 0.15 points, "
+        "estimated from the per-category SDs of the {doc}`seed check <convergence>`): with "
+        "another seed its interval could contain 0, and the pair would read not separated.")
+    assert page.near_the_edge(study, table_page(row("adtr", "cnn", -0.56, -0.3))) == ""
     assert page.near_the_edge(study, table_page(row("adtr", "cnn", -0.56, 0.1))) == ""
+    # over 16 categories the mean's seed SD is a quarter: 0.05 from 0 is beyond two of them
+    far = table_page(row("adtr", "cnn", -0.56, -0.08))
+    far.record.categories = [f"c{i}" for i in range(16)]
+    assert page.near_the_edge(study, far) == ""
     assert page.near_the_edge(None, near) == ""

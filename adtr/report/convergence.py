@@ -4,6 +4,7 @@ convergence notebook's tables (``adtr.convergence``); called as ``report.converg
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import pandas as pd
@@ -172,14 +173,18 @@ def flattened_statement(exp: Experiment) -> str:
             f"before the learning-rate cut of the book's runs: {said}.")
 
 
+def _seed_pair(rows: list[dict]) -> list[str]:
+    """The seed check's two variants (a, b), as its table's columns name them."""
+    return [c[:-5] for c in rows[0] if c.endswith("_mean") and c != "difference_mean"][:2]
+
+
 def seed_table(exp: Experiment) -> pd.DataFrame:
     """Per category of the seed check: each variant's mean and SD over seeds, the pair's
     difference and its SD, and the test-image interval's half-width, in points."""
     rows = pd.DataFrame(exp.table("seed_check") or [])
     if rows.empty:
         return rows
-    variants = [c[:-5] for c in rows.columns if c.endswith("_mean") and c != "difference_mean"]
-    a, b = variants[:2]
+    a, b = _seed_pair(rows.to_dict(orient="records"))
     table = pd.DataFrame({"Category": rows["category"], "Seeds": rows["seeds"]})
     for v in (a, b):
         table[_name(exp, v)] = [f"{m:.2f} ± {s:.2f}" for m, s in
@@ -323,22 +328,26 @@ def at_plateau(study: Experiment | None, page: Experiment | None) -> str:
 
 def near_the_edge(study: Experiment | None, page: Experiment | None) -> str:
     """A Table 4 page's caveat where seeds could change a verdict: each separated claim
-    pair of the page whose interval ends closer to 0 than the largest seed SD of that pair's
-    difference that the ``study``'s seed check measured on one category (only pairs the
-    seed check trains); '' where there is none."""
+    pair of the page (of the pairs the ``study``'s seed check trains) whose interval ends
+    within two seed SDs of 0. The seed SD of the pair's category mean is estimated from the
+    seed check's per-category SDs (their root mean square over the root of the page's
+    number of categories: the categories' seed noise taken as independent); '' where there
+    is none."""
     rows = (study.table("seed_check") or []) if study is not None and page is not None else []
-    if not rows:
+    categories = len(page.record.categories or []) if page is not None else 0
+    if not rows or not categories:
         return ""
-    seeded = [c[:-5] for c in rows[0] if c.endswith("_mean") and c != "difference_mean"][:2]
-    largest = max(r["difference_sd"] for r in rows)
+    sd = math.sqrt(sum(r["difference_sd"] ** 2 for r in rows) / len(rows) / categories)
     labels = catalog.get(page.name).labels
     said = []
     for c in comparisons_of(page, "pixel_auroc"):
         edge = min(abs(c.low), abs(c.high))
-        if [c.a, c.b] == seeded and c.low * c.high > 0 and edge < largest:
+        if [c.a, c.b] == _seed_pair(rows) and c.low * c.high > 0 and edge < 2 * sd:
             said.append(f"{labels[c.a]} − {labels[c.b]} ({c.verdict}) ends {edge:.2f} points "
-                        f"from 0, less than the seed SD of that difference on one category "
-                        f"(up to {largest:.2f} points in the {{doc}}`seed check <convergence>`)")
+                        f"from 0, within two seed SDs of 0 (the SD of its mean over "
+                        f"{plural(categories, 'category', 'categories')} is about {sd:.2f} "
+                        f"points, estimated from the "
+                        f"per-category SDs of the {{doc}}`seed check <convergence>`)")
     if not said:
         return ""
     return (f"**Near the edge.** {'; '.join(said)}: with another seed its interval could "
