@@ -140,3 +140,16 @@ def test_the_peers_page_opens_with_its_verdict_per_metric(peer_results: Path) ->
         "**In pixel AUROC, ADTR behind PaDiM; ADTR ahead of PatchCore.** ADTR − PaDiM "
         "-5.00 [-7.00, -3.00]; ADTR − PatchCore +1.00 [+0.20, +1.80] points.")  # no image rows
     assert report.finding(None) == ""
+
+
+def test_the_first_line_says_saturated_where_both_methods_are_at_the_ceiling(
+        tmp_path: Path) -> None:
+    pixels = {("adtr", c, 0): 1.0 for c in ("a", "b")} | {("padim", c, 0): 0.997 for c in "ab"}
+    results = _results("peers", pixels, catalog.PUBLISHED)
+    results["intervals"] = [_interval("adtr", "padim", 0.3, 0.1, 0.5, stats.BETTER, claim=False)]
+    _write(tmp_path, "peers", results)
+    exp = report.load("peers", "cpu", tmp_path)
+    # the interval alone would read 'ahead of'; at the ceiling it is no difference
+    assert report.finding(exp).startswith("**In pixel AUROC, ADTR saturated with PaDiM.**")
+    pairs = peers.pair_table(exp, "pixel_auroc").set_index("Pair (a − b)")
+    assert pairs.loc["ADTR − PaDiM (anomalib)", "Over all categories"] == "saturated"

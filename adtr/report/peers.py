@@ -13,7 +13,7 @@ from adtr.report.formatting import mean_std, percent
 from adtr.report.loading import METRIC_NAMES, METRICS, Experiment
 from adtr.report.statements import KIND_FOUND
 from adtr.report.tables import _interval_cell, defect_kinds, per_category_variants
-from adtr.schema import unit_column
+from adtr.report.verdicts import at_ceiling
 
 #: How a pair's interval reads when neither method is the paper's claim.
 _AHEAD = {stats.BETTER: "{a} ahead", stats.WORSE: "{b} ahead",
@@ -96,14 +96,8 @@ def pair_table(exp: Experiment, metric: str) -> pd.DataFrame:
 
 def _reading(exp: Experiment, row: dict[str, Any]) -> str:
     """How a pair's interval row reads: its verdict (who is ahead, or not separated), or
-    saturated where both methods' means over seeds in its category (over all categories:
-    the mean of those) are at or above ``stats.SATURATION``, where no difference can show."""
-    runs = exp.runs
-    if row["category"] != "all":
-        runs = runs[runs[unit_column(runs)] == row["category"]]
-    means = runs.groupby("variant")[row["metric"]].mean()
-    if {row["a"], row["b"]} <= set(means.index) and min(
-            means[row["a"]], means[row["b"]]) >= stats.SATURATION:
+    saturated where both methods are at the ceiling in its category (``at_ceiling``)."""
+    if at_ceiling(exp, row["a"], row["b"], row["metric"], row["category"]):
         return stats.SATURATED
     return row["verdict"]
 

@@ -37,6 +37,7 @@ from adtr.report.verdicts import (
     Comparison,
     PlusDifference,
     _paper_gain,
+    at_ceiling,
     comparisons_of,
     experiment_verdict,
     our_values,
@@ -541,10 +542,12 @@ def _peer_pairs(exp: Experiment, metric: str) -> tuple[str, str]:
     names = {name: text.split(" (")[0] for name, text in entry.labels.items()}
     pairs = [c for c in comparisons_of(exp, metric) if c.a == "adtr"]
     sides = {stats.BETTER: "ahead of", stats.WORSE: "behind",
-             stats.NOT_SEPARATED: "not separated from"}
+             stats.NOT_SEPARATED: "not separated from", stats.SATURATED: "saturated with"}
+    readings = [stats.SATURATED if at_ceiling(exp, c.a, c.b, metric) else c.interval_verdict
+                for c in pairs]
     return ("; ".join(f"{names[c.a]} − {names[c.b]} {c.shown}" for c in pairs),
-            "; ".join(f"{names[c.a]} {sides[c.interval_verdict]} {names[c.b]}"
-                      for c in pairs))
+            "; ".join(f"{names[c.a]} {sides[reading]} {names[c.b]}"
+                      for c, reading in zip(pairs, readings, strict=True)))
 
 
 def _overview_peers(exp: Experiment, link: str, paper_samples: int = 0) -> dict[str, str]:

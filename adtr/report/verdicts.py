@@ -40,6 +40,17 @@ def our_values(exp: Experiment, metric: str = "pixel_auroc") -> dict[str, float]
     return {row["variant"]: 100 * row[f"{metric}_mean"] for _, row in summary.iterrows()}
 
 
+def at_ceiling(exp: Experiment, a: str, b: str, metric: str, category: str = "all") -> bool:
+    """Whether both variants' means over seeds of ``metric`` in ``category`` (over all
+    categories: the mean of those) are at or above ``stats.SATURATION``, where no
+    difference can show."""
+    runs = exp.runs
+    if category != "all":
+        runs = runs[runs[unit_column(runs)] == category]
+    means = runs.groupby("variant")[metric].mean()
+    return {a, b} <= set(means.index) and min(means[a], means[b]) >= stats.SATURATION
+
+
 def ranks(values: dict[str, float]) -> dict[str, int]:
     """1 = highest; tied values share the better rank."""
     return {k: 1 + sum(other > v for other in values.values()) for k, v in values.items()}
