@@ -193,16 +193,21 @@ class SummaryRow:
                    {k[:-4]: v for k, v in rest.items() if k.endswith("_std")})
 
 
-def training_seconds(runs: list[RunRecord]) -> float:
-    """The summed wall time of ``runs``, each trained model once: a model scored on several
-    test sets (the unified model, once per category) has a record per test set, all with its
-    run key, each timed from the start of its training to that test set's end, so the
-    longest of them is the model's."""
+def model_seconds(runs: list[RunRecord]) -> dict[str | int, float]:
+    """The wall time of each trained model among ``runs``, by run key (a record without one
+    counts as a model of its own): a model scored on several test sets (the unified model,
+    once per category) has a record per test set, all with its run key, each timed from the
+    start of its training to that test set's end, so the longest of them is the model's."""
     seconds: dict[str | int, float] = {}
     for i, run in enumerate(runs):
         key = run.run_key or i
         seconds[key] = max(seconds.get(key, 0.0), run.wall_time_s or 0.0)
-    return float(sum(seconds.values()))
+    return seconds
+
+
+def training_seconds(runs: list[RunRecord]) -> float:
+    """The summed wall time of ``runs``, each trained model once (``model_seconds``)."""
+    return float(sum(model_seconds(runs).values()))
 
 
 @dataclass(frozen=True)

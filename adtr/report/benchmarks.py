@@ -12,6 +12,7 @@ import pandas as pd
 from adtr.profiles import PROFILES
 from adtr.report.formatting import duration
 from adtr.report.loading import Experiment, results_root
+from adtr.schema import model_seconds
 
 
 def benchmark_files(results_dir: str | Path | None = None) -> list[Path]:
@@ -73,12 +74,12 @@ def batch_time_text(profile: str, experiments: dict[str, Experiment | None],
         record = json.loads(path.read_text())
         return (f"The `{profile}` batch behind this build took "
                 f"{duration(record['wall_time_s'])} of wall time ({_arrangement(record)}).")
-    runs = {r.run_key: r.wall_time_s or 0.0 for e in experiments.values() if e is not None
-            for r in e.record.runs}
+    models = model_seconds([r for e in experiments.values() if e is not None
+                            for r in e.record.runs])
     return (f"The `{profile}` batch behind this build was not run as one batch from "
             f"scratch (a batch resumed after a stop records no wall time), so it has no wall "
-            f"time of its own; its {len(runs)} distinct runs trained for "
-            f"{duration(sum(runs.values()))} in all, one core each.")
+            f"time of its own; its {len(models)} distinct runs trained for "
+            f"{duration(sum(models.values()))} in all, one core each.")
 
 
 def batch_summary(path: Path) -> tuple[str, pd.DataFrame]:

@@ -172,7 +172,7 @@ def provenance(exp: Experiment, others: Iterable[Experiment] = ()) -> dict[str, 
         "Software": "; ".join(versions),
         "Commit": ", ".join(commits),
         "Written": record.written_at,
-        "Training time (sum over runs)": duration(record.wall_time_s),
+        "Training time (each model once)": duration(record.wall_time_s),
         "Notebook time": duration(exp.stamp.get("seconds")),
     }
 
@@ -208,7 +208,7 @@ def produced_by(exp: Experiment, others: Iterable[Experiment] = ()) -> str:
             f"(train / test): {info['Images (train / test)']}. Epochs: "
             f"{info['Epochs trained']}; seeds: "
             f"{info['Seeds']}; device: {info['Device']}; commit `{info['Commit']}`; training "
-            f"{info['Training time (sum over runs)']}, notebook {info['Notebook time']}. "
+            f"{info['Training time (each model once)']}, notebook {info['Notebook time']}. "
             f"Everything else: {{doc}}`provenance`.")
     if exp.executed_notebook.is_file():
         relative = os.path.relpath(exp.executed_notebook, Path.cwd())
@@ -358,6 +358,6 @@ def notebook_times(experiments: dict[str, Experiment | None]) -> pd.DataFrame:
     """How long each notebook of the rendered profile took (from the batch's stamps)."""
     rows = [{"Notebook": f"`{e.notebook}`", "Experiment": e.title,
              "Notebook time": duration(e.stamp.get("seconds")),
-             "Training time (sum over runs)": duration(e.record.wall_time_s)}
+             "Training time (each model once)": duration(e.record.wall_time_s)}
             for e in experiments.values() if e is not None]
     return pd.DataFrame(rows)
