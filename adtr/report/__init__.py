@@ -121,6 +121,7 @@ from adtr.report.statements import (
     tsne_statement,
 )
 from adtr.report.study import (
+    changed_factors,
     sensitivity_statement,
     sensitivity_table,
     setting_metrics,
@@ -198,7 +199,8 @@ __all__ = [
     "plus_table", "plus_table_by_method", "PlusDifference", "produced_by", "PROFILE_ENV",
     "profile_sentence", "profiles_table",
     "provenance", "provenance_detail", "provenance_summary", "ranks", "regime_sentence",
-    "RESULTS_ENV", "results_root", "run_table", "SAME_POINTS", "sensitivity_statement",
+    "RESULTS_ENV", "results_root", "run_table", "SAME_POINTS", "changed_factors",
+    "sensitivity_statement",
     "sensitivity_table", "SEPARATED", "separation_table", "setting_metrics", "SHORT_TITLES",
     "shortcut_statement", "shortcut_table", "show_figure", "show_figure_grid", "show_forest",
     "show_markdown", "show_matplotlib", "show_note", "show_provenance", "show_runs",

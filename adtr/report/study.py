@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from adtr import catalog, stats
-from adtr.report.formatting import fixed, interval
+from adtr.report.formatting import fixed, interval, listing
 from adtr.report.loading import TITLES, Experiment, label
 
 #: The shortcut statistics as the page names them (those a table holds are shown).
@@ -146,6 +146,12 @@ def sensitivity_table(exp: Experiment) -> pd.DataFrame:
             for r in overall.itertuples())
         table.append(row)
     return pd.DataFrame(table)
+
+
+def changed_factors() -> str:
+    """What the sensitivity study changes from the book's regime, as words: the labels of
+    its settings other than the regime itself ('per-channel standardised features')."""
+    return listing([s.label for s in catalog.SENSITIVITY_SETTINGS if s.overrides])
 
 
 def sensitivity_statement(exp: Experiment) -> str:
