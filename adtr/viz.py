@@ -6,6 +6,7 @@ outside the data."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -39,8 +40,8 @@ def gallery(images: list[np.ndarray], masks: np.ndarray, maps: np.ndarray, score
     ``columns`` images wrap into blocks of about equal length, one under the other, each
     with the maps' colour bar (one scale for all)."""
     count = len(images)
-    blocks = -(-count // columns)
-    per_block = -(-count // blocks)  # 7 images: 4 and 3, not 6 and 1
+    blocks = math.ceil(count / columns)
+    per_block = math.ceil(count / blocks)  # 7 images: 4 and 3, not 6 and 1
     side = min(1.6, (WIDTH - 1.3) / per_block)
     fig = plt.figure(figsize=(side * per_block + 1.3, blocks * (3.2 * side + 0.3)),
                      layout="constrained")

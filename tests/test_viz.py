@@ -155,6 +155,10 @@ def test_gallery_shows_every_image_in_rows_of_at_most_six():
     assert len(scores) == len(kinds)
     assert fig.get_figwidth() <= WIDTH + 1e-9
     assert not _labels_collide(fig, [ax.yaxis.label for ax in fig.axes])
+    # seven images wrap into two rows of 4 and 3, not 6 and 1
+    rows = [sum(ax.get_visible() and bool(ax.get_title()) for ax in sub.axes)
+            for sub in fig.subfigs]
+    assert rows == [4, 3]
 
 
 def test_image_grid_row_labels_do_not_run_into_each_other():
