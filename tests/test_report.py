@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from adtr import report, stats
-from adtr.report import statements
+from adtr.report import glance
 from adtr.schema import ExperimentResults
 
 PAPER_4A = {"cnn": 94.4, "no_attention": 94.8, "no_query": 94.2, "adtr": 97.2}
@@ -342,7 +342,7 @@ def test_overview(results: Path) -> None:
     assert rows.loc["{doc}`Fig. 5: t-SNE of d(:, u) <tsne>`", "Verdict"] == (
         "1 of 2 categories agree, 1 does not agree")
     # the pairs at once: 4a's three (4b-4d not run in this fixture)
-    assert statements.table4_headline(report.load_all("cpu", results)) == (
+    assert glance.table4_headline(report.load_all("cpu", results)) == (
         "**In short.** Of the 3 pairs of variants that the paper's Table 4 ranks and these runs "
         "test, 1 agrees, 1 does not agree (w/o Attn ahead of Attn + Query (ADTR)) and 1 is not "
         "separated. The claims' lines below give the intervals.")
@@ -887,7 +887,7 @@ def test_a_schedule_is_judged_by_how_much_its_loss_still_falls() -> None:
 def test_the_first_screen_says_whether_the_books_runs_reached_their_plateau() -> None:
     from types import SimpleNamespace
 
-    from adtr.report.statements import _convergence_line
+    from adtr.report.glance import _convergence_line
 
     def study(*gaps: float, asks: int = 200, enough: bool = True) -> SimpleNamespace:
         rows = [{"variant": f"v{i}", "book_epochs": 240, "gap_points": gap,
@@ -929,7 +929,7 @@ def test_fig5_is_read_category_by_category_with_plurals() -> None:
 
     def verdict(knn: list[float]) -> str:
         exp = SimpleNamespace(table={"separation": [{"knn_accuracy_tsne": k} for k in knn]}.get)
-        return statements._overview_tsne(exp, "", 600)["Verdict"]
+        return glance._overview_tsne(exp, "", 600)["Verdict"]
 
     assert verdict([0.95, 0.6, 0.6]) == "1 of 3 categories agree, 2 do not agree"
     assert verdict([0.95] * 5 + [0.85]) == "5 of 6 categories agree, 1 partly agrees"

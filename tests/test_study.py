@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from adtr import catalog, experiments, report, stats, study
-from adtr.report import statements
+from adtr.report import glance
 from adtr.schema import ExperimentRecord, ExperimentResults, RunRecord
 from tests.test_report import _results, _write
 
@@ -147,7 +147,7 @@ def test_the_statement_says_when_the_least_copying_variant_is_not_the_one_that_s
     from adtr.report import study
     shortcut = report.load("shortcut", "cpu", tmp_path / "results")
     assert list(study.error_ratios(shortcut)) == ["cnn", "adtr"]  # 2.3 against 2.025
-    assert statements.shortcut_finding(shortcut) == (
+    assert glance.shortcut_finding(shortcut) == (
         "ADTR's reconstruction keeps 0.05 of a defect's own deviation, the CNN's 0.80 (0 = none, "
         "1 = a copy); yet by the error at anomalous over normal tokens ADTR is second of 2 "
         "variants (CNN highest), where the paper's argument puts it first.")

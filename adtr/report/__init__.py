@@ -18,14 +18,18 @@ those listed before it:
 - ``data``: what data the numbers come from, and the admonitions that say so.
 - ``verdicts``: the paper's claims and the judgement of ours against them, pure functions.
 - ``tables``: the paper's numbers beside ours, overall and per category or class.
-- ``statements``: the sentences the pages say, and the at-a-glance table of every claim.
+- ``study``: the identity-shortcut and sensitivity pages' tables and sentences.
+- ``convergence``: the convergence page: the long runs, the rule that picks the book's
+  schedule, the book's runs against it, the seed check (``report.convergence.X``).
+- ``statements``: the sentences the pages say about their claims, main results, Fig. 5 and
+  ADTR+.
+- ``glance``: the first screens: the at-a-glance table of every claim, the intro's findings,
+  and each page's verdict line.
 - ``tracing``: provenance of every number; notebooks, profiles and parameters.
 - ``benchmarks``: benchmark and batch records, and the performance targets.
 - ``method``: the method page's open choices and architecture figure.
 - ``peers``: the pages beyond the paper that set ADTR beside anomalib's PaDiM and PatchCore
   and beside one model for all categories (called as ``report.peers.X``).
-- ``convergence``: the convergence page: the long runs, the rule that picks the book's
-  schedule, the book's runs against it, the seed check (``report.convergence.X``).
 - ``plots``: figures drawn from the results at build time (paired-difference forest plots).
 - ``display``: the only part that needs IPython: showing and glueing in a page.
 """
@@ -82,6 +86,7 @@ from adtr.report.formatting import (
     plural,
     signed,
 )
+from adtr.report.glance import PLUS_OVERVIEW_METRIC, finding, findings, overview, regime_sentence
 from adtr.report.loading import (
     DEFAULT_PROFILE,
     EXPERIMENTS,
@@ -106,17 +111,12 @@ from adtr.report.loading import (
 from adtr.report.method import OPEN_CHOICES, architecture_figure, choices_table, stage_info
 from adtr.report.statements import (
     KIND_FOUND,
-    PLUS_OVERVIEW_METRIC,
     defect_kind_statement,
-    finding,
-    findings,
     main_statement,
-    overview,
     plus_difference_caption,
     plus_headline,
     plus_settings,
     plus_statement,
-    regime_sentence,
     statement,
     tsne_statement,
 )
