@@ -4,9 +4,9 @@ schedule the book trains every variant for (``catalog.CONVERGENCE`` says what ru
 - ``variants``: every trained variant of the Table 4 claims, once per distinct set of
   run parameters (ADTR is Table 4a's "Attn + Query", 4b's "Features" and 4d's
   "Multi-scale" at once).
-- ``curves``: each run's probes at its checkpoints (``pipeline.shortcut_probe``: test-set
-  pixel and image AUROC, the error at normal tokens) with its training loss and learning
-  rate at that epoch, one row per (variant, category, seed, epoch).
+- the curves it reads (``adtr.curves``): each run's probes at its checkpoints
+  (``pipeline.shortcut_probe``: test-set pixel and image AUROC, the error at normal tokens)
+  with its training loss and learning rate at that epoch.
 - ``schedule_rule``: the book's schedule read from the long runs' curves, the same for
   every variant (``rule_by_tolerance``: at other tolerances); ``flattened`` and
   ``against_long`` check the book's own runs against it.
@@ -27,10 +27,8 @@ import numpy as np
 import pandas as pd
 
 from adtr import catalog, experiments, pipeline, profiles, stats, study, train
+from adtr.curves import category_means
 from adtr.schema import RunRecord
-
-#: What a curve row holds beside its keys, in the order the page shows them.
-CURVE_STATS = ("pixel_auroc", "image_auroc", "error_normal", "train_loss", "lr")
 
 
 def variants(setup: experiments.Setup) -> dict[str, dict[str, Any]]:
@@ -70,31 +68,6 @@ def categories(setup: experiments.Setup,
     kinds = {c: study.category_kind(c) for c in setup.categories}
     return [next(c for c in setup.categories if kinds[c] == kind)
             for kind in ("texture", "object") if kind in kinds.values()]
-
-
-def curves(runs: pd.DataFrame, records: list[RunRecord]) -> pd.DataFrame:
-    """One row per probe of every run (its record in the same order): variant, category,
-    seed, epoch, the probe's AUROCs and normal-token error, and the training loss and
-    learning rate of that epoch (NaN before training)."""
-    rows = []
-    for row, record in zip(runs.to_dict(orient="records"), records, strict=True):
-        losses, lrs = record.loss_history or [], record.lr_history or []
-        for probe in record.probes or []:
-            epoch = int(probe["epoch"])
-            rows.append({"variant": row["variant"], "category": row["category"],
-                         "seed": row["seed"], "epoch": epoch,
-                         "pixel_auroc": probe.get("pixel_auroc", np.nan),
-                         "image_auroc": probe.get("image_auroc", np.nan),
-                         "error_normal": probe.get("error_normal", np.nan),
-                         "train_loss": losses[epoch - 1] if 0 < epoch <= len(losses) else np.nan,
-                         "lr": lrs[epoch - 1] if 0 < epoch <= len(lrs) else np.nan})
-    return pd.DataFrame(rows, columns=["variant", "category", "seed", "epoch", *CURVE_STATS])
-
-
-def category_means(table: pd.DataFrame) -> pd.DataFrame:
-    """The mean of every curve statistic over categories and seeds, per variant and epoch."""
-    return table.groupby(["variant", "epoch"], sort=False)[list(CURVE_STATS)].mean(
-        ).reset_index()
 
 
 def flattened_at(epochs: list[int], values: list[float], tolerance: float) -> int:

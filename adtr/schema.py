@@ -248,7 +248,7 @@ class ExperimentRecord:
 TABLES = ("per_category", "per_class", "separation", "intervals", "shortcut", "sensitivity",
           "cost", "peers", "defect_kinds",
           # the convergence study (``adtr.convergence``)
-          "long_curves", "book_curves", "rule", "rule_by_tolerance", "flattened",
+          "rule", "rule_by_tolerance", "flattened",
           "against_long", "seed_check", "labels", "long_intervals", "book_intervals")
 
 

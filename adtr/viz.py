@@ -30,6 +30,7 @@ from adtr.catalog import (  # noqa: E402
     METRIC_NAMES,
     SENSITIVITY_SETTINGS,
 )
+from adtr.curves import category_means  # noqa: E402
 from adtr.style import WIDTH, styled, wrap  # noqa: E402
 
 
@@ -459,7 +460,6 @@ def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
     line per variant, each the mean over the runs' categories (the pixel AUROC's is what
     the rule reads). A grey band after the long runs' lr cut, a black line at the schedule
     the rule picks (``rule``: ``convergence.schedule_rule``)."""
-    from adtr.convergence import category_means  # the means the rule reads
 
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 7.4), layout="constrained")
     colours = dict(zip(curves["variant"].unique(), plt.colormaps["tab10"].colors, strict=False))

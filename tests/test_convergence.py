@@ -18,6 +18,23 @@ def _curves(values: dict[tuple[str, str], list[float]], step: int = 10) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def study_results(tables: dict, **parts: dict[tuple[str, str], list[float]]):
+    """A convergence results stand-in for the report: ``tables`` by name, and the runs of
+    each part ("long", "book") with their records, from (variant, category) -> pixel AUROC
+    at epochs 0, 10, 20, ... (as the notebook names them: "<part>/<variant>")."""
+    from types import SimpleNamespace
+
+    rows, records = [], []
+    for part, values in parts.items():
+        for (variant, category), curve in values.items():
+            rows.append({"variant": f"{part}/{variant}", "category": category, "seed": 0})
+            records.append(SimpleNamespace(loss_history=None, lr_history=None, probes=[
+                {"epoch": 10 * i, "pixel_auroc": x, "image_auroc": x, "error_normal": 1.0}
+                for i, x in enumerate(curve)]))
+    return SimpleNamespace(table=tables.get, record=SimpleNamespace(runs=records),
+                           runs=pd.DataFrame(rows, columns=["variant", "category", "seed"]))
+
+
 def test_a_curve_is_flat_from_where_it_never_rises_more_than_the_tolerance() -> None:
     epochs = [0, 10, 20, 30, 40]
     assert convergence.flattened_at(epochs, [0.5, 0.9, 0.95, 0.9505, 0.951], 0.002) == 20
@@ -205,11 +222,11 @@ def test_the_first_screen_says_what_twice_the_training_changes() -> None:
     book = [row("adtr", "cnn", 1.0, "attention_query"),
             row("adtr", "pca", 0.0, "attention_query", claim=False),
             row("multi_scale", "last_layer", 4.0, "scales")]
-    curves = [{"category": c} for c in ("grass", "coins", "horse")]
+    curves = {("adtr", c): [0.9] for c in ("grass", "coins", "horse")}
 
     def exp(book_rows: list[dict]) -> SimpleNamespace:
-        return SimpleNamespace(table={"long_intervals": long, "book_intervals": book_rows,
-                                      "long_curves": curves, "rule": {"long_epochs": 480}}.get)
+        return study_results({"long_intervals": long, "book_intervals": book_rows,
+                              "rule": {"long_epochs": 480}}, long=curves)
 
     # the reference row (ADTR - PCA) changes too, but it is not a claim pair
     assert page.verdict_changes(exp(book)) == (
@@ -231,9 +248,8 @@ def test_the_first_screen_says_what_twice_the_training_changes() -> None:
         "**Training longer changes no verdict here.**")
     assert page.claims_statement(exp([]), 240) == ""
     # long runs on every category of the book's runs
-    everywhere = SimpleNamespace(table={"long_intervals": long, "book_intervals": same,
-                                        "long_curves": curves, "book_curves": curves,
-                                        "rule": {"long_epochs": 480}}.get)
+    everywhere = study_results({"long_intervals": long, "book_intervals": same,
+                                "rule": {"long_epochs": 480}}, long=curves, book=curves)
     assert page.longer_training(everywhere, 480, 240).startswith(
         "On all 3 categories, runs of 480 epochs give")
 
@@ -276,10 +292,8 @@ def test_the_page_sets_the_probes_jitter_beside_the_tolerance() -> None:
     found = {"long_epochs": 100, "long_lr_cut_epoch": 80, "tolerance": 0.002}
 
     def page_of(curve: list[float]) -> SimpleNamespace:
-        tables = {"rule": found, "long_curves": _curves({("adtr", "grass"): curve,
-                                                         ("adtr", "coins"): curve}).to_dict(
-            orient="records")}
-        return SimpleNamespace(table=tables.get)
+        return study_results({"rule": found}, long={("adtr", "grass"): curve,
+                                                    ("adtr", "coins"): curve})
 
     jitter = page.probe_jitter(page_of(noisy))
     # steps 50 -> 60 -> 70 -> 80: |0.962-0.96|, |0.958-0.962|, |0.962-0.958| -> 0.2, 0.4, 0.4
@@ -292,7 +306,7 @@ def test_the_page_sets_the_probes_jitter_beside_the_tolerance() -> None:
     assert page.jitter_statement(page_of(spiky)).endswith(
         "The 0.2-point tolerance is well above the typical step but not above the largest: "
         "one such jump can set a curve's flat-from epoch later than its plateau.")
-    assert page.jitter_statement(SimpleNamespace(table=lambda name: None)) == ""
+    assert page.jitter_statement(study_results({})) == ""
 
 
 def test_a_table_4_page_reads_its_claim_on_the_long_runs() -> None:
@@ -320,10 +334,9 @@ def test_a_table_4_page_reads_its_claim_on_the_long_runs() -> None:
     six = ["brick", "coins", "grass", "gravel", "horse", "logo"]
 
     def study(categories: list[str], enough: bool = False) -> SimpleNamespace:
-        return SimpleNamespace(table={
-            "long_intervals": long, "book_intervals": book,
-            "long_curves": [{"category": c} for c in categories],
-            "rule": {"long_epochs": 480, "epochs": 440, "enough": enough}}.get)
+        return study_results({"long_intervals": long, "book_intervals": book,
+                              "rule": {"long_epochs": 480, "epochs": 440, "enough": enough}},
+                             long={("adtr", c): [0.9] for c in categories})
 
     def table_page(name: str, intervals: list[dict]) -> SimpleNamespace:
         return SimpleNamespace(name=name, table={"intervals": intervals}.get,
@@ -400,3 +413,21 @@ def test_a_separated_pair_closer_to_0_than_the_seed_sd_is_flagged() -> None:
     far.record.categories = [f"c{i}" for i in range(16)]
     assert page.near_the_edge(study, far) == ""
     assert page.near_the_edge(None, near) == ""
+
+
+def test_curves_set_each_probe_beside_the_loss_and_rate_of_its_epoch() -> None:
+    from types import SimpleNamespace
+
+    from adtr import curves
+    runs = pd.DataFrame([{"variant": "adtr", "category": "grass", "seed": 0}])
+    record = SimpleNamespace(loss_history=[3.0, 2.0, 1.0], lr_history=[1e-3, 1e-3, 1e-4],
+                             probes=[{"epoch": 0, "pixel_auroc": 0.5},
+                                     {"epoch": 3, "pixel_auroc": 0.9, "image_auroc": 0.8}])
+    table = curves.curves(runs, [record])
+    assert list(table["epoch"]) == [0, 3]
+    assert pd.isna(table.loc[0, "train_loss"]) and pd.isna(table.loc[0, "lr"])  # before
+    assert table.loc[1, "train_loss"] == 1.0 and table.loc[1, "lr"] == 1e-4  # epoch 3's
+    assert pd.isna(table.loc[0, "image_auroc"])  # not probed
+    means = curves.category_means(pd.concat([table, table.assign(category="coins",
+                                                                 pixel_auroc=0.7)]))
+    assert list(means["pixel_auroc"]) == [0.6, pytest.approx(0.8)]

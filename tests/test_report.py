@@ -888,14 +888,14 @@ def test_the_first_screen_says_whether_the_books_runs_reached_their_plateau() ->
     from types import SimpleNamespace
 
     from adtr.report.glance import _convergence_line
+    from tests.test_convergence import study_results
 
     def study(*gaps: float, asks: int = 200, enough: bool = True) -> SimpleNamespace:
         rows = [{"variant": f"v{i}", "book_epochs": 240, "gap_points": gap,
                  "within": gap <= 0.2} for i, gap in enumerate(gaps)]
         rule = {"epochs": asks, "tolerance": 0.002, "long_epochs": 480, "enough": enough}
-        tables = {"rule": rule, "against_long": rows, "labels": {"v1": "CNN"},
-                  "long_curves": [{"category": "grass"}, {"category": "coins"}]}
-        return SimpleNamespace(table=tables.get)
+        tables = {"rule": rule, "against_long": rows, "labels": {"v1": "CNN"}}
+        return study_results(tables, long={("adtr", "grass"): [0.9], ("adtr", "coins"): [0.9]})
 
     assert _convergence_line(study(0.1, 0.05)).startswith(
         "**Trained to the plateau.** At the book's 240 epochs every trained Table 4 variant "

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from adtr import catalog
+from adtr import catalog, curves
 from adtr.report.formatting import interval, listing, plural
 from adtr.report.loading import Experiment
 from adtr.report.verdicts import comparisons_from, comparisons_of
@@ -61,16 +61,30 @@ def schedule_statement(exp: Experiment, book_epochs: int) -> str:
     return text
 
 
+def _part(exp: Experiment, part: str) -> tuple[pd.DataFrame, list]:
+    """The study's runs of one ``part`` ("long", "book" or "seeds"; the notebook names them
+    "<part>/<variant>") under their variant's name, with their records in the same order."""
+    runs = exp.runs
+    keep = [i for i, name in enumerate(runs.get("variant", [])) if name.startswith(f"{part}/")]
+    chosen = runs.iloc[keep].reset_index(drop=True)
+    chosen["variant"] = chosen["variant"].str.split("/", n=1).str[1]
+    return chosen, [exp.record.runs[i] for i in keep]
+
+
+def part_curves(exp: Experiment, part: str) -> pd.DataFrame:
+    """The curves of the study's ``part`` (``adtr.curves.curves``), from its run records."""
+    return curves.curves(*_part(exp, part))
+
+
 def probe_jitter(exp: Experiment) -> pd.DataFrame:
     """Per variant: how far its category-mean pixel AUROC moves from one probe to the next
     (points) in the later half of the long runs' base-lr phase, where the rule looks for the
     plateau: the mean and the largest step."""
-    curves, found = pd.DataFrame(exp.table("long_curves") or []), rule(exp)
-    if curves.empty or not found:
+    long, found = part_curves(exp, "long"), rule(exp)
+    if long.empty or not found:
         return pd.DataFrame(columns=["variant", "mean_step", "largest_step"])
     cut = found["long_lr_cut_epoch"]
-    # adtr.convergence.category_means, taken here so that the book's pages need no torch
-    means = curves.groupby(["variant", "epoch"], sort=False)["pixel_auroc"].mean().reset_index()
+    means = curves.category_means(long)
     rows = []
     for variant, curve in means.groupby("variant", sort=False):
         late = curve[(curve["epoch"] > cut / 2) & (curve["epoch"] <= cut)].sort_values("epoch")
@@ -263,7 +277,7 @@ def verdict_changes(exp: Experiment) -> tuple[int, list[str]]:
 
 def long_categories(exp: Experiment) -> list[str]:
     """The long runs' categories, in the order they ran."""
-    return list(dict.fromkeys(r["category"] for r in exp.table("long_curves") or []))
+    return list(dict.fromkeys(_part(exp, "long")[0]["category"]))
 
 
 def _covering(categories: list[str], every: Iterable[str]) -> tuple[bool, str]:
@@ -282,7 +296,7 @@ def longer_training(exp: Experiment, long_epochs: int, book_epochs: int) -> str:
     if not compared:
         return ""
     _, on = _covering(long_categories(exp),  # against the book's runs' categories
-                      {r["category"] for r in exp.table("book_curves") or []})
+                      set(_part(exp, "book")[0]["category"]))
     where = f"On {on}, runs of {long_epochs} epochs"
     if not changed:
         pairs = {1: "its one claim pair", 2: "both claim pairs"}.get(
