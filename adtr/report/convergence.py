@@ -352,11 +352,11 @@ def near_the_edge(study: Experiment | None, page: Experiment | None) -> str:
     if not rows or not categories:
         return ""
     sd = math.sqrt(sum(r["difference_sd"] ** 2 for r in rows) / len(rows) / categories)
-    labels = catalog.get(page.name).labels
+    labels, seeded = catalog.get(page.name).labels, _seed_pair(rows)
     said = []
     for c in comparisons_of(page, "pixel_auroc"):
         edge = min(abs(c.low), abs(c.high))
-        if [c.a, c.b] == _seed_pair(rows) and c.low * c.high > 0 and edge < 2 * sd:
+        if [c.a, c.b] == seeded and c.low * c.high > 0 and edge < 2 * sd:
             said.append(f"{labels[c.a]} − {labels[c.b]} ({c.verdict}) ends {edge:.2f} points "
                         f"from 0, within two seed SDs of 0 (the SD of its mean over "
                         f"{plural(categories, 'category', 'categories')} is about {sd:.2f} "
