@@ -11,7 +11,7 @@ from adtr.report.convergence import long_categories, longer_training
 from adtr.report.data import data_label, is_synthetic
 from adtr.report.formatting import listing, ordinal, percent, plural, signed
 from adtr.report.loading import METRIC_NAMES, PAGES, TITLES, Experiment, label, paper_values
-from adtr.report.statements import _at_ceiling
+from adtr.report.statements import _at_ceiling, tsne_reading
 from adtr.report.study import error_ratios, twin_pass_through
 from adtr.report.verdicts import (
     AGREES,
@@ -19,9 +19,7 @@ from adtr.report.verdicts import (
     DISAGREES,
     NOT_SEPARATED,
     PAPER_DATA,
-    PARTLY_SEPARATED,
     SAME_POINTS,
-    SEPARATED,
     _paper_gain,
     at_ceiling,
     comparisons_of,
@@ -73,28 +71,29 @@ def finding(exp: Experiment | None, paper_samples: int = catalog.FIG5_SAMPLES) -
     return f"**{row['Verdict'][:1].upper()}{row['Verdict'][1:]}.** Ours: {row['Ours']}."
 
 
-def _tsne_reading(knn: float) -> str:
-    """One category of Fig. 5 by its k-NN accuracy: agrees, partly agrees, does not agree."""
-    if knn >= SEPARATED:
-        return "agrees"
-    return "partly agrees" if knn >= PARTLY_SEPARATED else "does not agree"
+def _counted(readings: list[str], words: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Reading -> 'n word' for each of ``words`` (reading -> its singular and plural) that
+    ``readings`` hold, in the order of ``words``: {'does not agree': '2 do not agree'}."""
+    counted = {}
+    for reading, (one, many) in words.items():
+        n = readings.count(reading)
+        if n:
+            counted[reading] = f"{n} {one if n == 1 else many}"
+    return counted
 
 
 def _overview_tsne(exp: Experiment, link: str, paper_samples: int) -> dict[str, str]:
     """Fig. 5 read category by category (the page's thresholds), e.g. '4 of 6 categories
     agree, 2 partly agree', beside the mean k-NN accuracy."""
     knn = pd.DataFrame(exp.table("separation"))["knn_accuracy_tsne"]
-    readings = [_tsne_reading(k) for k in knn]
+    readings = [tsne_reading(k) for k in knn]
     if len(set(readings)) == 1:
         verdict = readings[0]
     else:
-        said = [f"{readings.count('agrees')} of {len(readings)} categories agree"]
-        for reading, many in (("partly agrees", "partly agree"),
-                              ("does not agree", "do not agree")):
-            n = readings.count(reading)
-            if n:
-                said.append(f"{n} {reading if n == 1 else many}")
-        verdict = ", ".join(said)
+        others = _counted(readings, {"partly agrees": ("partly agrees", "partly agree"),
+                                     "does not agree": ("does not agree", "do not agree")})
+        verdict = ", ".join([f"{readings.count('agrees')} of {len(readings)} categories agree",
+                             *others.values()])
     return {"Claim": link, "Paper": f"plot of {paper_samples} vectors, no number",
             "Ours": f"k-NN accuracy {percent(knn.mean())}% (mean over "
                     f"{plural(len(knn), 'category', 'categories')})", "Verdict": verdict}
@@ -299,17 +298,14 @@ def table4_headline(experiments: dict[str, Experiment | None]) -> str:
                 against.append(f"{label(c.b)} ahead of {label(c.a)}")
     if not readings:
         return ""
-    words = {AGREES: ("agrees", "agree"), DISAGREES: ("does not agree", "do not agree"),
-             NOT_SEPARATED: ("is not separated", "are not separated"),
-             stats.SATURATED: ("is saturated", "are saturated")}
-    said = []
-    for verdict, (one, many) in words.items():
-        n = readings.count(verdict)
-        if n:
-            said.append(f"{n} {one if n == 1 else many}"
-                        + (f" ({'; '.join(against)})" if verdict == DISAGREES else ""))
+    said = _counted(readings, {AGREES: ("agrees", "agree"),
+                               DISAGREES: ("does not agree", "do not agree"),
+                               NOT_SEPARATED: ("is not separated", "are not separated"),
+                               stats.SATURATED: ("is saturated", "are saturated")})
+    if against:
+        said[DISAGREES] += f" ({'; '.join(against)})"
     text = (f"**In short.** Of the {len(readings)} pairs of variants that the paper's "
-            f"Table 4 ranks and these runs test, {listing(said)}")
+            f"Table 4 ranks and these runs test, {listing(list(said.values()))}")
     if substitutes:
         text += (f"; stand-ins for the paper's backbones (a substitute test): "
                  f"{stats.pairs_reading(substitutes)}")
