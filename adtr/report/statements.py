@@ -31,7 +31,7 @@ from adtr.report.verdicts import (
     Comparison,
     PlusDifference,
     _paper_gain,
-    our_values,
+    at_ceiling,
     paper_methods,
     plus_differences,
 )
@@ -231,10 +231,8 @@ def plus_headline(exp: Experiment) -> str:
 
 
 def _at_ceiling(exp: Experiment, metrics: Iterable[str]) -> list[str]:
-    """The metrics in which ADTR and ADTR+ both are at or above ``stats.SATURATION``."""
-    return [m for m in metrics
-            if min(our_values(exp, m).get(v, 0) for v in ("adtr", "adtr_plus"))
-            >= 100 * stats.SATURATION]
+    """The metrics in which ADTR and ADTR+ both are at the ceiling (``at_ceiling``)."""
+    return [m for m in metrics if at_ceiling(exp, "adtr", "adtr_plus", m)]
 
 
 def _plus_head(exp: Experiment, differences: dict[str, PlusDifference]) -> str:
