@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from adtr import report, stats
 from adtr.report import glance
-from adtr.schema import ExperimentResults
+from adtr.schema import ExperimentResults, RunRecord
 
 PAPER_4A = {"cnn": 94.4, "no_attention": 94.8, "no_query": 94.2, "adtr": 97.2}
 
@@ -459,6 +460,25 @@ def test_choices_and_figure() -> None:
     fig = report.architecture_figure(config, 272, [2, 4, 8, 16])
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "C = 272" in texts and "Encoder × 4" in texts and "Auxiliary query" in texts
+
+
+def test_model_sentence_and_backbone_widths_come_from_the_run_records() -> None:
+    def record(backbone: str, channels: int, width: int, standardize: bool = False) -> Any:
+        fit = _fit("adtr", "a", 0, 0.9)
+        fit["backbone"] = {**fit["backbone"], "name": backbone, "channels": channels}
+        fit["config"] = {"hidden_dim": width, "dropout": 0.1, "standardize": standardize,
+                         "epochs": 370, "image_size": 160}
+        return RunRecord.from_dict(fit)
+
+    lite0, lite2 = record("efficientnet_lite0", 192, 184), record("efficientnet_lite2", 208, 200)
+    assert report.model_sentence(lite0) == (
+        "a transformer of width 184 on the 192 feature channels, dropout 0.1, unstandardised "
+        "features, 370 epochs at 160 px")
+    assert "per-channel standardised features" in report.model_sentence(
+        record("efficientnet_lite0", 192, 184, standardize=True))
+    # one entry per backbone, in the order they ran, whatever the number of categories
+    assert report.backbone_widths([lite2, lite0, lite2], report.LABELS) == (
+        "d = 200 on 208 channels for EfficientNet-Lite2, d = 184 on 192 for EfficientNet-Lite0")
 
 
 # --- ADTR+ and the one-class setting ----------------------------------------------------------

@@ -108,7 +108,14 @@ from adtr.report.loading import (
     paper_values,
     results_root,
 )
-from adtr.report.method import OPEN_CHOICES, architecture_figure, choices_table, stage_info
+from adtr.report.method import (
+    OPEN_CHOICES,
+    architecture_figure,
+    backbone_widths,
+    choices_table,
+    model_sentence,
+    stage_info,
+)
 from adtr.report.statements import (
     KIND_FOUND,
     defect_kind_statement,
@@ -179,7 +186,8 @@ from adtr.report.verdicts import (
 from adtr.schema import unit_column
 
 __all__ = [
-    "architecture_figure", "backbones", "batch_files", "batch_summary", "batch_time_text",
+    "architecture_figure", "backbone_widths", "backbones", "batch_files", "batch_summary",
+    "batch_time_text",
     "benchmark_files", "benchmark_sections", "benchmark_tables", "benchmark_targets",
     "book_profile", "choices_table", "Claim", "CLAIMS", "ClaimVerdict", "Comparison",
     "comparison_table", "comparisons_of", "config_table", "data_info", "data_label",
@@ -190,6 +198,7 @@ __all__ = [
     "is_stand_in",
     "is_synthetic", "KIND_FOUND", "label", "LABELS", "load", "load_all", "main_statement",
     "main_table", "markdown_table", "mean_std", "METRIC_NAMES", "METRICS", "missing_note",
+    "model_sentence",
     "NOISE_FACTOR", "notebook_parameters", "notebook_times", "NOTEBOOKS", "notebooks_table",
     "number_word", "one_class_data", "one_class_note", "OPEN_CHOICES", "ordinal", "our_values",
     "over_seeds", "overview", "PAGES", "PAPER_DATA", "paper_estimate", "paper_methods",

@@ -62,6 +62,27 @@ def choices_table(paper_config: dict[str, Any], rendered: dict[str, Any] | None,
     return pd.DataFrame(rows)
 
 
+def model_sentence(record: Any) -> str:
+    """'a transformer of width 184 on the 192 feature channels, dropout 0.1, unstandardised
+    features, 240 epochs at 160 px': the model and schedule of a run record (``RunRecord``)."""
+    c = record.config
+    features = "per-channel standardised" if c["standardize"] else "unstandardised"
+    return (f"a transformer of width {c['hidden_dim']} on the {record.backbone['channels']} "
+            f"feature channels, dropout {c['dropout']:g}, {features} features, "
+            f"{c['epochs']} epochs at {c['image_size']} px")
+
+
+def backbone_widths(records: Iterable[Any], labels: dict[str, str]) -> str:
+    """'d = 184 on 192 channels for EfficientNet-Lite0, d = 200 on 208 for EfficientNet-Lite2':
+    each backbone's reconstruction width beside its channels, from its runs' records, in
+    the order they ran (``labels``: the backbones' names)."""
+    widths = {r.backbone["name"]: (r.config["hidden_dim"], r.backbone["channels"])
+              for r in records}
+    parts = [f"d = {d} on {c}{' channels' if i == 0 else ''} for {labels.get(name, name)}"
+             for i, (name, (d, c)) in enumerate(widths.items())]
+    return ", ".join(parts)
+
+
 def stage_info(backbone: str, stages: Iterable[int]) -> tuple[int, list[int]]:
     """C of the concatenated stages and their strides, asked of timm (no weights loaded)."""
     import timm
