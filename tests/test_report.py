@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -463,7 +462,8 @@ def test_choices_and_figure() -> None:
 
 
 def test_model_sentence_and_backbone_widths_come_from_the_run_records() -> None:
-    def record(backbone: str, channels: int, width: int, standardize: bool = False) -> Any:
+    def record(backbone: str, channels: int, width: int,
+               standardize: bool = False) -> RunRecord:
         fit = _fit("adtr", "a", 0, 0.9)
         fit["backbone"] = {**fit["backbone"], "name": backbone, "channels": channels}
         fit["config"] = {"hidden_dim": width, "dropout": 0.1, "standardize": standardize,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from adtr.schema import RunRecord
 from adtr.style import styled
 
 
@@ -62,9 +63,9 @@ def choices_table(paper_config: dict[str, Any], rendered: dict[str, Any] | None,
     return pd.DataFrame(rows)
 
 
-def model_sentence(record: Any) -> str:
+def model_sentence(record: RunRecord) -> str:
     """'a transformer of width 184 on the 192 feature channels, dropout 0.1, unstandardised
-    features, 240 epochs at 160 px': the model and schedule of a run record (``RunRecord``)."""
+    features, 240 epochs at 160 px': the model and schedule of a run record."""
     c = record.config
     features = "per-channel standardised" if c["standardize"] else "unstandardised"
     return (f"a transformer of width {c['hidden_dim']} on the {record.backbone['channels']} "
@@ -72,7 +73,7 @@ def model_sentence(record: Any) -> str:
             f"{c['epochs']} epochs at {c['image_size']} px")
 
 
-def backbone_widths(records: Iterable[Any], labels: dict[str, str]) -> str:
+def backbone_widths(records: Iterable[RunRecord], labels: dict[str, str]) -> str:
     """'d = 184 on 192 channels for EfficientNet-Lite0, d = 200 on 208 for EfficientNet-Lite2':
     each backbone's reconstruction width beside its channels, from its runs' records, in
     the order they ran (``labels``: the backbones' names)."""
