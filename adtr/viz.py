@@ -460,7 +460,6 @@ def convergence_curves(curves: pd.DataFrame, labels: dict[str, str], rule: dict,
     line per variant, each the mean over the runs' categories (the pixel AUROC's is what
     the rule reads). A grey band after the long runs' lr cut, a black line at the schedule
     the rule picks (``rule``: ``convergence.schedule_rule``)."""
-
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 7.4), layout="constrained")
     colours = dict(zip(curves["variant"].unique(), plt.colormaps["tab10"].colors, strict=False))
     all_means = category_means(curves)
