@@ -8,7 +8,9 @@ schedule the book trains every variant for (``catalog.CONVERGENCE`` says what ru
   (``pipeline.shortcut_probe``: test-set pixel and image AUROC, the error at normal tokens)
   with its training loss and learning rate at that epoch.
 - ``schedule_rule``: the book's schedule read from the long runs' curves, the same for
-  every variant (``rule_by_tolerance``: at other tolerances); ``flattened`` and
+  every variant (``rule_by_tolerance``: at other tolerances; ``rule_by_window``: as
+  shorter long runs would read it; ``doubling_gain``: why a slowly rising curve moves it
+  with the long runs' length); ``flattened`` and
   ``against_long`` check the book's own runs against it.
 - ``seed_check``: how far seeds move a variant and a pair, beside the test-image
   intervals' half-widths.
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from adtr import catalog, experiments, pipeline, profiles, stats, study, train
-from adtr.curves import category_means
+from adtr.curves import category_means, late_base_phase
 from adtr.schema import RunRecord
 
 
@@ -129,6 +131,76 @@ def rule_by_tolerance(long_curves: pd.DataFrame, long_epochs: int, step: int,
                      "plateau_epoch": found["plateau_epoch"][found["slowest"]],
                      "epochs": found["epochs"], "enough": found["enough"]})
     return pd.DataFrame(rows)
+
+
+#: Shares of the long runs' length at which ``rule_by_window`` reads the rule again.
+WINDOWS = (0.25, 0.5, 0.75, 1.0)
+
+
+def rule_by_window(long_curves: pd.DataFrame, long_epochs: int, step: int,
+                   shares: tuple[float, ...] = WINDOWS) -> pd.DataFrame:
+    """The rule as shorter long runs would read it. Until its learning-rate cut a run trains
+    at the base rate on the same batches (they depend only on the seed and the epoch),
+    whatever its length, so a run of ``length`` epochs has the long runs' curve up to
+    ``train.lr_cut_epoch(length)``. Per length (a share of ``long_epochs``, in multiples
+    of ``step``, with two probes or more before its cut) and variant: the epoch from which
+    the variant is flat, and the schedule the rule picks (``doubling_gain`` says how far
+    that epoch moves with the length)."""
+    rows = []
+    lengths = dict.fromkeys(step * max(1, round(share * long_epochs / step)) for share in shares)
+    probed = long_curves["epoch"].unique()
+    for length in lengths:
+        if (probed <= train.lr_cut_epoch(length)).sum() < 2:
+            continue  # one probe before that length's cut is no curve
+        found = schedule_rule(long_curves, length, step)
+        for variant, epoch in found["plateau_epoch"].items():
+            rows.append({"long_epochs": length, "variant": variant, "plateau_epoch": epoch,
+                         "epochs": found["epochs"], "enough": found["enough"]})
+    return pd.DataFrame(rows)
+
+
+def _gain(curve: pd.DataFrame) -> float:
+    """The slope of pixel AUROC over log2(epoch), in points: the gain per doubling."""
+    epochs = np.log2(curve["epoch"].to_numpy(float))
+    return 100 * float(np.polyfit(epochs, curve["pixel_auroc"].to_numpy(float), 1)[0])
+
+
+def doubling_gain(long_curves: pd.DataFrame, long_epochs: int,
+                  tolerance: float = catalog.CONVERGENCE.tolerance) -> pd.DataFrame:
+    """Per variant: how much its category-mean pixel AUROC gains per doubling of the epochs
+    (points) in the later half of the long runs' base-lr phase (``late_base_phase``), the
+    slope of a least-squares line over log2(epoch), and the category that gains most.
+
+    On a curve that keeps a gain g, the rule's flat-from epoch is the share
+    2 ** (-tolerance / g) of the window it reads: it grows with the long runs for any g > 0,
+    but stays within their first half, where runs twice the schedule confirm it, only while
+    g is no more than the tolerance. ``rising``: the gain is more than the tolerance."""
+    cut = train.lr_cut_epoch(long_epochs)
+    late = late_base_phase(long_curves, cut)
+    rows = []
+    for variant, curve in category_means(late).groupby("variant", sort=False):
+        if len(curve) < 3:
+            continue
+        by_category = {category: _gain(rows_) for category, rows_ in
+                       late[late["variant"] == variant].groupby("category", sort=False)}
+        top = max(by_category, key=by_category.get)
+        gain = _gain(curve)
+        rows.append({"variant": variant, "gain_points": gain, "rising": gain > 100 * tolerance,
+                     "top_category": top, "top_gain_points": by_category[top],
+                     "from_epoch": int(curve["epoch"].min()),
+                     "to_epoch": int(curve["epoch"].max())})
+    return pd.DataFrame(rows, columns=["variant", "gain_points", "rising", "top_category",
+                                       "top_gain_points", "from_epoch", "to_epoch"])
+
+
+def steady_schedule(rule: dict[str, Any], gains: pd.DataFrame) -> int | None:
+    """The schedule the rule (``schedule_rule``) would pick from the variants that are not
+    rising (``doubling_gain``): those whose flat-from epoch runs twice the schedule can
+    confirm. None where every variant is rising."""
+    steady = gains.loc[~gains["rising"].astype(bool), "variant"]
+    if steady.empty:
+        return None
+    return schedule_for(max(rule["plateau_epoch"][v] for v in steady), rule["step"])
 
 
 def flattened(book_curves: pd.DataFrame, tolerance: float = catalog.CONVERGENCE.tolerance

@@ -38,3 +38,9 @@ def category_means(table: pd.DataFrame) -> pd.DataFrame:
     """The mean of every curve statistic over categories and seeds, per variant and epoch."""
     return table.groupby(["variant", "epoch"], sort=False)[list(CURVE_STATS)].mean(
         ).reset_index()
+
+
+def late_base_phase(table: pd.DataFrame, cut: int) -> pd.DataFrame:
+    """The rows of ``table`` in the later half of the base-lr phase that ends at ``cut``
+    (cut / 2 < epoch <= cut): where the convergence rule looks for a plateau."""
+    return table[(table["epoch"] > cut / 2) & (table["epoch"] <= cut)]

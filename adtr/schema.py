@@ -248,7 +248,8 @@ class ExperimentRecord:
 TABLES = ("per_category", "per_class", "separation", "intervals", "shortcut", "sensitivity",
           "cost", "peers", "defect_kinds",
           # the convergence study (``adtr.convergence``)
-          "rule", "rule_by_tolerance", "flattened",
+          "rule", "rule_by_tolerance", "rule_by_window", "doubling_gain", "steady_schedule",
+          "flattened",
           "against_long", "seed_check", "labels", "long_intervals", "book_intervals")
 
 

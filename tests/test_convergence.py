@@ -431,3 +431,89 @@ def test_curves_set_each_probe_beside_the_loss_and_rate_of_its_epoch() -> None:
     means = curves.category_means(pd.concat([table, table.assign(category="coins",
                                                                  pixel_auroc=0.7)]))
     assert list(means["pixel_auroc"]) == [0.6, pytest.approx(0.8)]
+
+
+def test_a_steadily_rising_curve_moves_the_rule_with_the_long_runs() -> None:
+    # long runs of 400 epochs (cut at 320). "rising" gains 0.3 points per doubling of the
+    # epochs: flat (0.2 points) from 2 ** (-2/3) = 63 % of the window each length reads,
+    # the first probe at or after 0.63 x 80, 160 and 320; "flat" is flat from epoch 50
+    import math
+
+    epochs = range(0, 410, 10)
+    rising = [0.5] + [0.9 + 0.003 * math.log2(e / 10) for e in epochs if e]
+    flat = [min(0.95, 0.5 + 0.01 * e) for e in epochs]
+    curves = _curves({("rising", "grass"): rising, ("flat", "grass"): flat})
+    table = convergence.rule_by_window(curves, 400, 10, shares=(0.25, 0.5, 1.0))
+    read = table.pivot_table(index="variant", columns="long_epochs", values="plateau_epoch")
+    assert list(read.loc["rising"]) == [60, 110, 210]
+    assert list(read.loc["flat"]) == [50, 50, 50]
+    assert list(table.drop_duplicates("long_epochs")["epochs"]) == [80, 140, 270]
+    gains = convergence.doubling_gain(curves, 400).set_index("variant")
+    assert gains.loc["rising", "gain_points"] == pytest.approx(0.3)
+    assert gains.loc["flat", "gain_points"] == pytest.approx(0.0)
+    assert list(gains["rising"]) == [True, False]  # 0.3 points against the 0.2 tolerance
+    assert not convergence.doubling_gain(curves, 400, tolerance=0.003).loc[0, "rising"]
+    # the category mean's gain, and the category that gains most: 0.4 and 0.0 average 0.2
+    two = _curves({("adtr", "grass"): [0.9] * 41,
+                   ("adtr", "coins"): [0.5] + [0.9 + 0.004 * math.log2(e / 10)
+                                               for e in epochs if e]})
+    gain = convergence.doubling_gain(two, 400).iloc[0]
+    assert gain["gain_points"] == pytest.approx(0.2)
+    assert (gain["top_category"], gain["top_gain_points"]) == ("coins", pytest.approx(0.4))
+    assert (gains.loc["rising", "from_epoch"], gains.loc["rising", "to_epoch"]) == (170, 320)
+    # a length with one probe before its cut has no curve to read
+    assert convergence.rule_by_window(curves, 400, 10, shares=(0.01,)).empty
+    # the rule over the variants gaining no more than the tolerance per doubling
+    rule = convergence.schedule_rule(curves, 400, 10)
+    assert rule["plateau_epoch"] == {"rising": 210, "flat": 50} and rule["epochs"] == 270
+    assert convergence.steady_schedule(rule, gains.reset_index()) == 70  # cut at 56
+    assert convergence.steady_schedule(rule, gains.reset_index().iloc[:1]) is None
+
+
+def test_the_page_says_which_variant_keeps_the_rule_from_settling() -> None:
+    from adtr.report import convergence as page
+
+    found = {"tolerance": 0.002, "plateau_epoch": {"adtr": 200, "pixels_std": 340},
+             "slowest": "pixels_std", "epochs": 430, "lr_cut_epoch": 344, "long_epochs": 740,
+             "long_lr_cut_epoch": 592, "step": 10, "enough": False}
+    windows = [{"long_epochs": n, "variant": v, "plateau_epoch": e, "epochs": s,
+                "enough": False}
+               for n, s, row in ((370, 290, {"adtr": 190, "pixels_std": 180}),
+                                 (740, 430, {"adtr": 200, "pixels_std": 340}))
+               for v, e in row.items()]
+    gains = [{"variant": "adtr", "gain_points": 0.03, "rising": False, "top_category": "coins",
+              "top_gain_points": 0.45},
+             {"variant": "pixels_std", "gain_points": 0.21, "rising": True,
+              "top_category": "grass", "top_gain_points": 0.94}]
+    tables = {"rule": found, "rule_by_window": windows, "doubling_gain": gains,
+              "steady_schedule": convergence.steady_schedule(found, pd.DataFrame(gains)),
+              "labels": {"adtr": "ADTR", "pixels_std": "Pixels std"}}
+    exp = study_results(tables)
+    assert [r["variant"] for r in page.rising(exp)] == ["pixels_std"]
+    text = page.window_statement(exp)
+    assert "runs of 370 and 740 epochs would have read" in text
+    assert "at the share 2^(−0.2/g) of the window it reads" in text
+    assert "ADTR gains at most 0.03 points per doubling late in the base phase." in text
+    assert ("**Pixels std (0.21 points per doubling, most on grass: 0.94; flat from epochs "
+            "180 and 340 in those runs) is still rising faster than that.**") in text
+    assert "runs of 860 epochs would ask for more" in text
+    assert text.endswith("the other variants alone would ask for 250, which these runs "
+                         "confirm.")
+    # a schedule the other variants ask for that these runs cannot confirm either
+    late = {**tables, "steady_schedule": 380}
+    assert study_results(late).table("steady_schedule") == 380
+    assert page.window_statement(study_results(late)).endswith(
+        "the other variants alone would ask for 380.")
+    table = page.window_table(exp)
+    assert list(table.columns) == ["Flat from epoch", "Runs of 370", "Runs of 740",
+                                   "Gain per doubling (points)", "Its category gaining most"]
+    assert table.iloc[1].tolist() == ["Pixels std", 180, 340, "0.21", "grass 0.94"]
+    assert table.iloc[-1].tolist() == ["the rule's schedule", 290, 430, "", ""]
+    calm = {**tables, "doubling_gain": [gains[0], {**gains[1], "rising": False}],
+            "steady_schedule": []}  # the results loader's answer for a missing table
+    assert "still rising" not in page.window_statement(study_results(calm))
+    assert page.window_statement(study_results({})) == ""
+    first = page.schedule_statement(exp, 430)
+    assert ("they would need 860 epochs. Longer runs may not settle it, as one variant still "
+            "gains more than the tolerance per doubling of the epochs: Pixels std") in first
+    assert "may not settle" not in page.schedule_statement(study_results(calm), 430)

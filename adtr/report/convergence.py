@@ -49,6 +49,12 @@ def schedule_statement(exp: Experiment, book_epochs: int) -> str:
     if not found["enough"]:
         text += (f" The long runs are shorter than twice that schedule, so they cannot show "
                  f"that it is long enough: they would need {2 * found['epochs']} epochs.")
+        moving = [_name(exp, r["variant"]) for r in rising(exp)]
+        if moving:
+            which = "one variant still gains" if len(moving) == 1 else "some still gain"
+            text += (f" Longer runs may not settle it, as {which} more than the tolerance per "
+                     f"doubling of the epochs: {listing(moving)} (*Does the rule settle?* "
+                     f"below).")
     if book_epochs == found["epochs"]:
         text += f" The book trains every variant for these {book_epochs} epochs."
     elif book_epochs > found["epochs"]:
@@ -87,7 +93,7 @@ def probe_jitter(exp: Experiment) -> pd.DataFrame:
     means = curves.category_means(long)
     rows = []
     for variant, curve in means.groupby("variant", sort=False):
-        late = curve[(curve["epoch"] > cut / 2) & (curve["epoch"] <= cut)].sort_values("epoch")
+        late = curves.late_base_phase(curve, cut).sort_values("epoch")
         steps = 100 * late["pixel_auroc"].diff().abs().dropna()
         if not steps.empty:
             rows.append({"variant": variant, "mean_step": float(steps.mean()),
@@ -160,6 +166,78 @@ def tolerance_statement(exp: Experiment) -> str:
     elif book is not None:
         text += f" At the loosest, the book's {book} epochs would do."
     return text
+
+
+def window_table(exp: Experiment) -> pd.DataFrame:
+    """Per variant: the epoch from which it is flat as long runs of each length would read
+    it (``convergence.rule_by_window``), the schedule each length's rule picks, and the
+    variant's gain per doubling of the epochs late in the base phase, with the category
+    that gains most (``convergence.doubling_gain``)."""
+    windows = pd.DataFrame(exp.table("rule_by_window") or [])
+    if windows.empty:
+        return windows
+    gains = {r["variant"]: r for r in exp.table("doubling_gain") or []}
+    table = windows.pivot_table(index="variant", columns="long_epochs",
+                                values="plateau_epoch", sort=False)
+    table.columns = [f"Runs of {n}" for n in table.columns]
+    table = table.astype(int).reset_index()
+    table["Gain per doubling (points)"] = [
+        f"{gains[v]['gain_points']:.2f}" if v in gains else "—" for v in table["variant"]]
+    table["Its category gaining most"] = [
+        f"{gains[v]['top_category']} {gains[v]['top_gain_points']:.2f}" if v in gains else "—"
+        for v in table["variant"]]
+    schedules = windows.drop_duplicates("long_epochs")
+    table.loc[len(table)] = ["the rule's schedule", *schedules["epochs"], "", ""]
+    table["variant"] = [_name(exp, v) for v in table["variant"]]
+    return table.rename(columns={"variant": "Flat from epoch"})
+
+
+def rising(exp: Experiment) -> list[dict]:
+    """The ``doubling_gain`` rows of the variants that gain more than the tolerance per
+    doubling of the epochs: at that pace runs twice the schedule never confirm it."""
+    return [r for r in exp.table("doubling_gain") or [] if r["rising"]]
+
+
+def window_statement(exp: Experiment) -> str:
+    """Whether the rule settles as the long runs grow: which variants keep moving it and
+    why, the schedule the others alone would ask for, and what the book does about it."""
+    windows, found = exp.table("rule_by_window") or [], rule(exp)
+    gains = exp.table("doubling_gain") or []
+    if not windows or not gains or not found:
+        return ""
+    tolerance, lengths = 100 * found["tolerance"], sorted({r["long_epochs"] for r in windows})
+    text = (f"**Does the rule settle?** Until its learning-rate cut a run trains at the base "
+            f"rate on the same batches whatever its length, so these curves show what long "
+            f"runs of {listing([str(n) for n in lengths])} epochs would have read: the table "
+            f"below. On a curve that gains g points per doubling of the epochs, the rule "
+            f"finds the flat-from epoch at the share 2^(−{tolerance:.1f}/g) of the window it "
+            f"reads: it moves with the long runs, and it stays in their first half, where runs "
+            f"twice the schedule confirm it, only while g is no more than the "
+            f"{tolerance:.1f}-point tolerance.")
+    moving = rising(exp)
+    steady = [r for r in gains if not r["rising"]]
+    if steady:
+        verb = "gains" if len(steady) == 1 else "gain"
+        text += (f" {listing([_name(exp, r['variant']) for r in steady])} {verb} at most "
+                 f"{max(r['gain_points'] for r in steady):.2f} points per doubling late in "
+                 f"the base phase.")
+    if not moving:
+        return text
+    said = [f"{_name(exp, r['variant'])} ({r['gain_points']:.2f} points per doubling, most "
+            f"on {r['top_category']}: {r['top_gain_points']:.2f}; flat from epochs "
+            f"{listing([str(w['plateau_epoch']) for w in windows if w['variant'] == r['variant']])}"
+            f" in those runs)" for r in moving]
+    verb = "is" if len(moving) == 1 else "are"
+    text += (f" **{listing(said)} {verb} still rising faster than that.** At this pace "
+             f"longer long runs would move the rule again rather than confirm it: runs of "
+             f"{2 * found['epochs']} epochs would ask for more. The schedule is the "
+             f"{found['epochs']} epochs these runs ask for, and what checks that length is the "
+             f"book's runs against the long runs' best (the table above)")
+    alone = exp.table("steady_schedule")  # convergence.steady_schedule
+    if alone and alone < found["epochs"]:
+        confirmed = ", which these runs confirm" if 2 * alone <= found["long_epochs"] else ""
+        text += f"; the other variants alone would ask for {alone}{confirmed}"
+    return text + "."
 
 
 def flattened_table(exp: Experiment) -> pd.DataFrame:
