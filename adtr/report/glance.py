@@ -235,14 +235,16 @@ def _convergence_line(convergence: Experiment | None) -> str:
     book = checked[0]["book_epochs"]
     changes = longer_training(convergence, rule["long_epochs"], book)
     changes = f" {changes}" if changes else ""
-    if not behind and book >= rule["epochs"] and rule["enough"]:
-        return (f"**Trained to the plateau.** At the book's {book} epochs every trained "
+    unconfirmed = "" if rule["enough"] else ", and those runs are too short to confirm it"
+    if not behind and book >= rule["epochs"]:
+        head = ("**Trained to the plateau.**" if rule["enough"] else
+                "**Trained to the rule's schedule.**")
+        return (f"{head} At the book's {book} epochs every trained "
                 f"Table 4 variant is within {100 * rule['tolerance']:.1f} points of its best "
                 f"in runs of {rule['long_epochs']} epochs on "
                 f"{listing(long_categories(convergence))}, and "
-                f"the rule that reads the schedule off those runs asks for {rule['epochs']} "
-                f"{page}.{changes}")
-    unconfirmed = "" if rule["enough"] else ", and those runs are too short to confirm it"
+                f"the rule that reads the schedule off those runs asks for {rule['epochs']}"
+                f"{unconfirmed} {page}.{changes}")
     if not behind:
         return (f"**Caveat.** The book's runs stop at {book} epochs; the rule that reads the "
                 f"schedule off much longer runs asks for {rule['epochs']}{unconfirmed} "
