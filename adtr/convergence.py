@@ -227,7 +227,8 @@ def against_long(book_curves: pd.DataFrame, long_curves: pd.DataFrame,
     over those categories) against the best category mean of the long run at any probe;
     within the tolerance or not. Beside it, the long run's own end (its last probe, the
     kind of number the book reports), which the probes' jitter does not lift as it lifts
-    the best of many probes."""
+    the best of many probes, and the image AUROC at both ends, which the rule does not
+    read."""
     rows = []
     long_means = category_means(long_curves)
     shared = book_curves[book_curves["category"].isin(set(long_curves["category"]))]
@@ -236,14 +237,19 @@ def against_long(book_curves: pd.DataFrame, long_curves: pd.DataFrame,
         if long.empty:
             continue
         best = long.loc[long["pixel_auroc"].idxmax()]
-        end = float(long.sort_values("epoch")["pixel_auroc"].iloc[-1])
-        book = float(curve.sort_values("epoch")["pixel_auroc"].iloc[-1])
+        long_end = long.sort_values("epoch").iloc[-1]
+        book_end = curve.sort_values("epoch").iloc[-1]
+        end, book = float(long_end["pixel_auroc"]), float(book_end["pixel_auroc"])
         rows.append({"variant": variant, "book_epochs": int(curve["epoch"].max()),
                      "book_pixel_auroc": book, "long_best_pixel_auroc": float(best["pixel_auroc"]),
                      "long_best_epoch": int(best["epoch"]),
                      "gap_points": 100 * (float(best["pixel_auroc"]) - book),
                      "within": float(best["pixel_auroc"]) - book <= tolerance,
-                     "long_end_pixel_auroc": end, "end_gap_points": 100 * (end - book)})
+                     "long_end_pixel_auroc": end, "end_gap_points": 100 * (end - book),
+                     "book_image_auroc": float(book_end["image_auroc"]),
+                     "long_end_image_auroc": float(long_end["image_auroc"]),
+                     "image_end_gap_points": 100 * float(long_end["image_auroc"]
+                                                         - book_end["image_auroc"])})
     return pd.DataFrame(rows)
 
 

@@ -141,8 +141,32 @@ def plateau_table(exp: Experiment) -> pd.DataFrame:
                 "Within the tolerance": "yes" if book["within"] else "**no**"})
             if "end_gap_points" in book:  # results written before the end was kept lack it
                 row["Long runs' end − book's run (points)"] = f"{book['end_gap_points']:+.2f}"
+            if "image_end_gap_points" in book:  # nor before the image AUROC was kept
+                row["The same in image AUROC (points)"] = f"{book['image_end_gap_points']:+.2f}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def image_statement(exp: Experiment) -> str:
+    """How far each variant's image AUROC, which the rule does not read, moves from the
+    book's runs to the long runs' end, and which move by more than the tolerance."""
+    rows = [r for r in exp.table("against_long") or [] if "image_end_gap_points" in r]
+    found = rule(exp)
+    if not rows or not found:
+        return ""
+    rows = sorted(rows, key=lambda r: -r["image_end_gap_points"])
+    said = "; ".join(f"{_name(exp, r['variant'])} {r['image_end_gap_points']:+.2f}" for r in rows)
+    tolerance = 100 * found["tolerance"]
+    text = (f"**Image AUROC is not what the rule reads.** From the book's runs "
+            f"({rows[0]['book_epochs']} epochs) to the long runs' end ({found['long_epochs']}), "
+            f"the category mean of each variant's image AUROC moves by: {said} points.")
+    moving = [_name(exp, r["variant"]) for r in rows
+              if abs(r["image_end_gap_points"]) > tolerance]
+    if moving:
+        text += (f" Those of {listing(moving)} still move by more than the "
+                 f"{tolerance:.1f}-point tolerance after the book's schedule: their image-level "
+                 f"numbers are not at a plateau there.")
+    return text
 
 
 def tolerance_statement(exp: Experiment) -> str:
