@@ -161,7 +161,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         variants=(Variant("pixels", "Pixels", {"variant": "pixels", "backbone": "pixels"},
                           91.3),
                   Variant("features", "Features", {}, 97.2),
-                  Variant("pixels_standardised", "Pixels, standardised",
+                  Variant("pixels_standardised", "Pixels (standardised)",
                           {"variant": "pixels", "backbone": "pixels", "standardize": True},
                           reference=True, reference_kind="the other scale"),
                   Variant("pca_pixels", "PCA residual of pixels (no training)",
