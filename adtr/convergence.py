@@ -181,7 +181,7 @@ def doubling_gain(long_curves: pd.DataFrame, long_epochs: int,
     for variant, curve in category_means(late).groupby("variant", sort=False):
         if len(curve) < 3:
             continue
-        by_category = {category: _gain(rows_) for category, rows_ in
+        by_category = {category: _gain(points) for category, points in
                        late[late["variant"] == variant].groupby("category", sort=False)}
         top = max(by_category, key=by_category.get)
         gain = _gain(curve)

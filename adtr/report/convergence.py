@@ -241,7 +241,7 @@ def window_statement(exp: Experiment) -> str:
             f"reads: it moves with the long runs, and it stays in their first half, where runs "
             f"twice the schedule confirm it, only while g is no more than the "
             f"{tolerance:.1f}-point tolerance.")
-    moving = rising(exp)
+    moving = [r for r in gains if r["rising"]]
     steady = [r for r in gains if not r["rising"]]
     if steady:
         verb = "gains" if len(steady) == 1 else "gain"
